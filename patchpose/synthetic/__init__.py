@@ -1,0 +1,1 @@
+"""The embedded default: a synthetic Human3.6M-like world the dataset stage renders itself."""

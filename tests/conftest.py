@@ -1,0 +1,47 @@
+"""Shared fixtures: a scratch copy of the workflow to run Snakemake in."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "envs", "config.yaml")
+
+
+@pytest.fixture
+def workflow_dir(tmp_path: Path) -> Path:
+    """A fresh directory holding the workflow (not the package: that is installed)."""
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name)
+        else:
+            shutil.copy2(source, tmp_path / name)
+    return tmp_path
+
+
+def write_config(directory: Path, config: dict, name: str = "config.yaml") -> Path:
+    path = directory / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+
+
+def run_snakemake(directory: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run Snakemake in ``directory``; returns the completed process (text output)."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

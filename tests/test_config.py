@@ -1,0 +1,106 @@
+"""The config contract: schema validation with one-line errors that name the key."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+import yaml
+
+from patchpose.config import ConfigError, load_config, load_schema, validate_config
+from tests.conftest import REPO, default_config
+
+
+def _leaf_keys(schema: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, sub in schema.get("properties", {}).items():
+        path = f"{prefix}.{key}" if prefix else key
+        keys.append(path)
+        keys.extend(_leaf_keys(sub, path))
+    return keys
+
+
+def test_default_config_is_valid_and_complete():
+    validated = validate_config(default_config())
+    assert validated["dataset"]["kind"] == "synthetic"
+    # config.yaml spells out every key of the schema (no hidden defaults for the embedded default).
+    raw = default_config()
+    for dotted in _leaf_keys(load_schema()):
+        node = raw
+        for part in dotted.split("."):
+            assert part in node, f"config.yaml does not spell out {dotted}"
+            node = node[part]
+
+
+def test_every_config_key_is_commented():
+    """Each key line in config.yaml is preceded by a comment line (meaning, unit, range)."""
+    lines = (REPO / "config.yaml").read_text(encoding="utf-8").splitlines()
+    key_line = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*):")
+    for i, line in enumerate(lines):
+        match = key_line.match(line)
+        if not match or match.group(1) in ("Sitting", "SittingDown"):  # entries of the rare_actions map
+            continue
+        previous = lines[i - 1].strip() if i else ""
+        # A key directly following another key of the same comment block is allowed (e.g. train/test pairs).
+        assert previous.startswith("#") or key_line.match(lines[i - 1]), f"config.yaml line {i + 1} lacks a comment"
+
+
+def test_every_schema_key_has_a_description():
+    for dotted in _leaf_keys(load_schema()):
+        node = load_schema()
+        for part in dotted.split("."):
+            node = node["properties"][part]
+        assert node.get("description"), f"schema key {dotted} has no description"
+
+
+def test_schema_fills_defaults():
+    validated = validate_config({"seed": 3, "dataset": {"name": "w", "kind": "synthetic"}})
+    assert validated["dataset"]["synthetic"]["frame_size"] == load_schema()["properties"]["dataset"]["properties"][
+        "synthetic"
+    ]["properties"]["frame_size"]["default"]
+
+
+def _with(path: str, value) -> dict:
+    config = copy.deepcopy(default_config())
+    node = config
+    *parents, last = path.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({**default_config(), "sead": 1}, "unknown config key sead; allowed keys at the top level: dataset, seed"),
+        (_with("dataset.synthetic.frame_sise", 64), "unknown config key dataset.synthetic.frame_sise"),
+        (_with("seed", "zero"), "config key seed = 'zero' has the wrong type: expected integer"),
+        (_with("dataset.kind", "h3.6m"), "config key dataset.kind = 'h3.6m' is not allowed; allowed values: synthetic"),
+        (_with("dataset.synthetic.frame_size", 8), "config key dataset.synthetic.frame_size = 8 is out of range"),
+        (_with("dataset.synthetic.train_poses_per_subject", -5), "train_poses_per_subject = -5 is out of range"),
+        (_with("dataset.synthetic.rare_actions", {"Sitting": 1.5}), "rare_actions.Sitting = 1.5 is out of range"),
+        (_with("dataset.synthetic.rare_actions", {"Siting": 0.1}), "unknown config key dataset.synthetic.rare_actions.Siting"),
+        (_with("dataset.synthetic.cameras", [12345]), "config key dataset.synthetic.cameras.0 = 12345 is not allowed"),
+        (_with("dataset.synthetic.test_subjects", ["S1"]), "share S1"),
+    ],
+)
+def test_wrong_key_or_value_names_the_key(config, expected):
+    with pytest.raises(ConfigError) as info:
+        validate_config(config)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_load_config_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(_with("dataset.synthetic.noise_sigma", 99)), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: config key dataset\.synthetic\.noise_sigma = 99"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "broken.yaml").write_text("seed: [1,\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML"):
+        load_config(tmp_path / "broken.yaml")
