@@ -67,7 +67,9 @@ def make_subject(name: str, rng: np.random.Generator, proportion_sd: float = 0.0
     if proportion_sd < 0 or thickness_sd < 0:
         raise ValueError("proportion_sd and thickness_sd must be >= 0")
     scale = 1.0 + np.clip(rng.normal(0.0, 0.05), -0.125, 0.125)
-    per_bone = 1.0 + np.clip(rng.normal(0.0, proportion_sd, size=H36M.num_limbs), -2.5 * proportion_sd, 2.5 * proportion_sd)
+    per_bone = 1.0 + np.clip(
+        rng.normal(0.0, proportion_sd, size=H36M.num_limbs), -2.5 * proportion_sd, 2.5 * proportion_sd
+    )
     per_radius = 1.0 + np.clip(rng.normal(0.0, thickness_sd / 2, size=H36M.num_limbs), -thickness_sd, thickness_sd)
     for a, b in _MIRROR_LIMBS:
         per_bone[b] = per_bone[a]
