@@ -14,16 +14,21 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "envs", "config.yaml")
 
 
-@pytest.fixture
-def workflow_dir(tmp_path: Path) -> Path:
-    """A fresh directory holding the workflow (not the package: that is installed)."""
+def copy_workflow(directory: Path) -> Path:
+    """Copy the workflow (not the package: that is installed) into ``directory``."""
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():
-            shutil.copytree(source, tmp_path / name)
+            shutil.copytree(source, directory / name)
         else:
-            shutil.copy2(source, tmp_path / name)
-    return tmp_path
+            shutil.copy2(source, directory / name)
+    return directory
+
+
+@pytest.fixture
+def workflow_dir(tmp_path: Path) -> Path:
+    """A fresh directory holding the workflow."""
+    return copy_workflow(tmp_path)
 
 
 def write_config(directory: Path, config: dict, name: str = "config.yaml") -> Path:

@@ -1,6 +1,6 @@
 """Snakemake script: render one split of the synthetic world (rules/dataset.smk)."""
 
-from patchpose.synthetic.world import render_split
+from patchpose.synthetic.split import render_split
 from patchpose.workflow_logging import log_to_file
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)

@@ -15,6 +15,7 @@ __all__ = ["SHARED_KEYS", "SPLIT_KEYS", "world_params_for_split"]
 SHARED_KEYS = (
     "cameras",
     "frame_size",
+    "pose_spacing_frames",
     "crop_margin",
     "dim_light_fraction",
     "noise_sigma",
