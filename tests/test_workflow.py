@@ -35,3 +35,8 @@ def test_bad_config_stops_the_run_naming_the_key(workflow_dir, mutate, expected)
     assert result.returncode != 0
     lines = [line for line in (result.stdout + result.stderr).splitlines() if expected in line]
     assert len(lines) == 1, result.stderr
+
+
+def test_workflow_lints_clean(workflow_dir):
+    result = run_snakemake(workflow_dir, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
