@@ -60,7 +60,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{prefix} has the wrong type: expected {error.validator_value}"
     if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         bounds = []
-        for name, symbol in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        for name, symbol in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+        ):
             if name in schema:
                 bounds.append(f"{symbol} {schema[name]}")
         return f"{prefix} is out of range: must be {' and '.join(bounds)}"

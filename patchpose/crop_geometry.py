@@ -109,7 +109,9 @@ def crop_pixel_grid(affine: np.ndarray, frame_size: int) -> np.ndarray:
     return apply_affine(affine, np.stack([u, v], axis=-1).reshape(1, -1, 2))[0].reshape(frame_size, frame_size, 2)
 
 
-def warp_crop(image: np.ndarray, affine: np.ndarray, out_size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+def warp_crop(
+    image: np.ndarray, affine: np.ndarray, out_size: int, interpolation: int = cv2.INTER_LINEAR
+) -> np.ndarray:
     """Resample ``image`` (H, W[, C]) through one affine (2, 3) (crop px -> image px) to ``out_size``²;
     zeros where the crop leaves the image."""
     return cv2.warpAffine(

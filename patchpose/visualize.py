@@ -34,7 +34,9 @@ def draw_skeleton(image: np.ndarray, joints_2d: np.ndarray, thickness: int = 1) 
     points = np.round(joints_2d).astype(int)
     for child, parent in H36M.limbs:
         colour = _LEFT if child in H36M.left_joints else _RIGHT if child in H36M.right_joints else _CENTRE
-        cv2.line(canvas, tuple(map(int, points[parent])), tuple(map(int, points[child])), colour, thickness, cv2.LINE_AA)
+        cv2.line(
+            canvas, tuple(map(int, points[parent])), tuple(map(int, points[child])), colour, thickness, cv2.LINE_AA
+        )
     for point in points:
         cv2.circle(canvas, tuple(map(int, point)), max(1, thickness), (255, 255, 0), -1, cv2.LINE_AA)
     return canvas
@@ -45,7 +47,9 @@ def annotate(image: np.ndarray, text: str) -> np.ndarray:
     canvas = np.ascontiguousarray(image.copy())
     scale = max(0.3, image.shape[0] / 400)
     cv2.putText(canvas, text, (2, int(12 * scale / 0.3)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 2, cv2.LINE_AA)
-    cv2.putText(canvas, text, (2, int(12 * scale / 0.3)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(
+        canvas, text, (2, int(12 * scale / 0.3)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+    )
     return canvas
 
 

@@ -56,9 +56,10 @@ def test_every_schema_key_has_a_description():
 
 def test_schema_fills_defaults():
     validated = validate_config({"seed": 3, "dataset": {"name": "w", "kind": "synthetic"}})
-    assert validated["dataset"]["synthetic"]["frame_size"] == load_schema()["properties"]["dataset"]["properties"][
-        "synthetic"
-    ]["properties"]["frame_size"]["default"]
+    assert (
+        validated["dataset"]["synthetic"]["frame_size"]
+        == load_schema()["properties"]["dataset"]["properties"]["synthetic"]["properties"]["frame_size"]["default"]
+    )
 
 
 def _with(path: str, value) -> dict:
@@ -81,7 +82,10 @@ def _with(path: str, value) -> dict:
         (_with("dataset.synthetic.frame_size", 8), "config key dataset.synthetic.frame_size = 8 is out of range"),
         (_with("dataset.synthetic.train_poses_per_subject", -5), "train_poses_per_subject = -5 is out of range"),
         (_with("dataset.synthetic.rare_actions", {"Sitting": 1.5}), "rare_actions.Sitting = 1.5 is out of range"),
-        (_with("dataset.synthetic.rare_actions", {"Siting": 0.1}), "unknown config key dataset.synthetic.rare_actions.Siting"),
+        (
+            _with("dataset.synthetic.rare_actions", {"Siting": 0.1}),
+            "unknown config key dataset.synthetic.rare_actions.Siting",
+        ),
         (_with("dataset.synthetic.cameras", [12345]), "config key dataset.synthetic.cameras.0 = 12345 is not allowed"),
         (_with("dataset.synthetic.test_subjects", ["S1"]), "share S1"),
     ],
