@@ -293,7 +293,7 @@ def test_lighting_background_and_appearance_draws() -> None:
     appearance = make_appearance(np.random.default_rng(3))
     assert isinstance(appearance, Appearance) and set(Appearance.SLOTS) <= set(appearance.materials)
     for slot in ("upper_arm", "upper_leg"):
-        assert appearance[slot].kind == "rings" and 25.0 <= appearance[slot].period_mm <= 60.0
+        assert appearance[slot].kind == "rings" and 60.0 <= appearance[slot].period_mm <= 110.0
 
 
 def test_render_is_deterministic_for_a_seed() -> None:
