@@ -9,7 +9,16 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
-include: "rules/dataset.smk"
+
+
+if config["dataset"]["kind"] == "synthetic":
+
+    include: "rules/dataset.smk"
+
+else:
+
+    include: "rules/dataset_h36m.smk"
+
 
 
 rule all:

@@ -110,18 +110,25 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None
 
 def _check_relations(config: dict[str, Any]) -> None:
     """Constraints between keys that a JSON schema cannot express."""
-    world = config["dataset"].get("synthetic", {})
-    overlap = sorted(set(world.get("train_subjects", ())) & set(world.get("test_subjects", ())))
-    if overlap:
-        raise ConfigError(
-            f"config keys dataset.synthetic.train_subjects and test_subjects share {', '.join(overlap)}; "
-            "a subject belongs to one split"
-        )
-    rare_total = sum(world.get("rare_actions", {}).values())
+    dataset = config["dataset"]
+    for block in ("synthetic", "h36m"):
+        source = dataset.get(block, {})
+        overlap = sorted(set(source.get("train_subjects", ())) & set(source.get("test_subjects", ())))
+        if overlap:
+            raise ConfigError(
+                f"config keys dataset.{block}.train_subjects and test_subjects share {', '.join(overlap)}; "
+                "a subject belongs to one split"
+            )
+    rare_total = sum(dataset.get("synthetic", {}).get("rare_actions", {}).values())
     if rare_total >= 1:
         raise ConfigError(
             f"config key dataset.synthetic.rare_actions sums to {rare_total:g}; the rare fractions must sum to < 1 "
             "so the other actions keep some training poses"
+        )
+    if dataset["kind"] == "h36m" and not dataset.get("h36m", {}).get("root"):
+        raise ConfigError(
+            "config key dataset.h36m.root is required when dataset.kind is 'h36m': the directory holding the "
+            "unpacked Human3.6M release (docs/h36m.md)"
         )
 
 
