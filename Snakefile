@@ -20,6 +20,12 @@ else:
     include: "rules/dataset_h36m.smk"
 
 
+include: "rules/keypoints2d.smk"
+include: "rules/segmentation.smk"
+include: "rules/baselines.smk"
+include: "rules/patches.smk"
+
+
 
 rule all:
     input:

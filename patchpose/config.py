@@ -53,6 +53,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"config key {key} is missing a required key: {error.message}"
     prefix = f"config key {key} = {value!r}"
     if "propertyNames" in error.schema_path:
+        if "enum" not in schema:  # a name pattern (e.g. baselines.<name>)
+            return f"config key {key}.{value} has an invalid name: it must match {schema.get('pattern', '?')}"
         return f"unknown config key {key}.{value}; allowed keys at {key}: {', '.join(map(str, schema['enum']))}"
     if error.validator == "enum":
         return f"{prefix} is not allowed; allowed values: {', '.join(map(str, schema['enum']))}"
@@ -88,6 +90,9 @@ def _fill_defaults(instance: Any, schema: dict[str, Any]) -> None:
         for key, value in instance.items():
             if key not in schema.get("properties", {}):
                 _fill_defaults(value, extra)
+    for branch in schema.get("allOf", ()):  # if/then blocks, e.g. per-kind settings of a baseline
+        if "then" in branch and jsonschema.Draft202012Validator(branch.get("if", {})).is_valid(instance):
+            _fill_defaults(instance, branch["then"])
 
 
 def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from patchpose.atomic import atomic_write_bytes
 from patchpose.parts import PALETTE
 from patchpose.skeleton import H36M
 
-__all__ = ["overlay_labels", "draw_skeleton", "tile", "annotate"]
+__all__ = ["overlay_labels", "draw_skeleton", "tile", "annotate", "sheet_indices", "write_png"]
 
 _LEFT, _RIGHT, _CENTRE = (255, 80, 80), (80, 160, 255), (255, 255, 255)
 
@@ -66,3 +67,16 @@ def tile(images: Sequence[np.ndarray], columns: int, gap: int = 2) -> np.ndarray
         y, x = gap + r * (height + gap), gap + c * (width + gap)
         sheet[y : y + height, x : x + width] = image
     return sheet
+
+
+def sheet_indices(num_frames: int, count: int) -> np.ndarray:
+    """``count`` frame indices spread evenly over ``num_frames`` frames (deterministic, sorted, unique)."""
+    return np.unique(np.linspace(0, num_frames - 1, min(count, num_frames)).round().astype(np.int64))
+
+
+def write_png(path, image: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 RGB image as PNG to ``path``, atomically."""
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"{path}: PNG encoding failed")
+    atomic_write_bytes(path, data.tobytes())

@@ -2,8 +2,10 @@
 from snakemake.exceptions import WorkflowError
 
 from patchpose.config import ConfigError, validate_config
+from patchpose.folds import FoldError, assign_folds
 from patchpose.h36m import workflow as h36m_workflow
 from patchpose.synthetic.params import world_params_for_split
+from patchpose.poses3d import baseline_config
 
 try:
     _validated = validate_config(config)
@@ -19,6 +21,8 @@ SPLITS = ("train", "test")
 
 wildcard_constraints:
     split="train|test",
+    fold=r"\d+",
+    source2d="predicted|groundtruth",
 
 
 def get_dataset_outputs():
@@ -30,9 +34,75 @@ def get_dataset_outputs():
     ]
 
 
+def get_stage2_outputs():
+    """Stage 2's outputs: 2D keypoints and segmentations of both splits, their metrics and contact sheets."""
+    return [
+        *expand(f"{RESULTS}/keypoints2d/{{split}}_joints_2d.npz", split=SPLITS),
+        f"{RESULTS}/keypoints2d/metrics.csv",
+        *expand(f"{RESULTS}/keypoints2d/{{split}}_contact_sheet.png", split=SPLITS),
+        *expand(f"{RESULTS}/segmentation/{{split}}.zarr", split=SPLITS),
+        f"{RESULTS}/segmentation/metrics.csv",
+        *expand(f"{RESULTS}/segmentation/{{split}}_contact_sheet.png", split=SPLITS),
+    ]
+
+
+def get_patches_outputs():
+    """Stage 4's outputs: limb patches from the predicted 2D joints, uncropped frames, contact sheets."""
+    return [
+        *expand(f"{RESULTS}/patches/{{store}}/{{split}}.zarr", store=("predicted", "uncropped"), split=SPLITS),
+        *expand(f"{RESULTS}/patches/predicted/{{split}}_contact_sheet.png", split=SPLITS),
+    ]
+
+
+def get_patch_joints_input(wildcards):
+    """The 2D joints that place a split's limb boxes: the keypoints2d predictions, or none (groundtruth:
+    the dataset store's own joints_2d)."""
+    if wildcards.source2d == "predicted":
+        return {"joints": f"{RESULTS}/keypoints2d/{wildcards.split}_joints_2d.npz"}
+    return {}
+
+
 def get_final_outputs():
     """Everything `snakemake` with no target builds."""
-    return get_dataset_outputs()
+    return (
+        get_dataset_outputs()
+        + get_stage2_outputs()
+        + get_baseline_outputs()
+        + get_trained_baseline_outputs()
+        + get_patches_outputs()
+    )
+
+
+def get_training_settings(stage):
+    """The keys that shape a stage's fold models (not its prediction batch size or evaluation keys)."""
+    return {key: config[stage][key] for key in ("model", "training", "augment")}
+
+
+def get_keypoints2d_training_settings():
+    return get_training_settings("keypoints2d")
+
+
+def get_segmentation_training_settings():
+    return get_training_settings("segmentation")
+
+
+def get_fold_models(stage):
+    """The k fold models of a stage (folds.k), in fold order. Checks folds.k against the dataset's training
+    subjects first, so a bad k stops the DAG before any job runs (only where a stage with folds is built)."""
+    dataset = config["dataset"]
+    try:
+        assign_folds(dataset[dataset["kind"]]["train_subjects"], config["folds"]["k"])
+    except FoldError as error:
+        raise WorkflowError(f"invalid config: {error}") from None
+    return expand(f"{RESULTS}/{stage}/models/fold{{fold}}.pt", fold=range(config["folds"]["k"]))
+
+
+def get_keypoints2d_fold_models(wildcards):
+    return get_fold_models("keypoints2d")
+
+
+def get_segmentation_fold_models(wildcards):
+    return get_fold_models("segmentation")
 
 
 def get_world_params(wildcards):
@@ -60,3 +130,116 @@ def get_h36m_split_sequences(wildcards):
 def get_h36m_split_settings(wildcards):
     """The dataset.h36m keys that shape one split's merge."""
     return h36m_workflow.settings_for_split(config["dataset"]["h36m"], wildcards.split)
+
+
+# --- baselines (rules/baselines.smk): initial 3D poses in the prediction format, docs/predictions_format.md ---
+
+
+def get_baseline_names(kind=None):
+    """The configured baselines' names (of one ``kind`` if given), in config order."""
+    return [name for name, settings in config["baselines"].items() if kind in (None, settings["kind"])]
+
+
+def get_baseline_name_pattern(kind):
+    """Wildcard regex matching exactly the baselines of ``kind`` (nothing if there are none), so that each
+    kind's rules own their baselines' ``{split}_poses_3d.npz``."""
+    return "|".join(get_baseline_names(kind)) or "(?!)"
+
+
+def get_baseline_splits(name):
+    """The splits baseline ``name`` has predictions for: ("train", "test"), or ("test",) for an external
+    baseline without train_file. Decided from the config, so later stages can plan on it."""
+    return baseline_config.baseline_splits(config["baselines"][name])
+
+
+def get_baseline_outputs():
+    """Per baseline: info.json (its splits) and mpjpe_per_action.csv (test split)."""
+    return [
+        f"{RESULTS}/baselines/{name}/{output}"
+        for name in get_baseline_names()
+        for output in ("info.json", "mpjpe_per_action.csv")
+    ]
+
+
+def get_baseline_split_predictions(wildcards):
+    """{split: canonical prediction file} for every split baseline ``wildcards.name`` has (for ``unpack``)."""
+    return {
+        split: f"{RESULTS}/baselines/{wildcards.name}/{split}_poses_3d.npz"
+        for split in get_baseline_splits(wildcards.name)
+    }
+
+
+def get_baseline_kind(wildcards):
+    return config["baselines"][wildcards.name]["kind"]
+
+
+def get_baseline_settings(wildcards):
+    """Baseline ``wildcards.name``'s whole config block (every key shapes its predictions)."""
+    return config["baselines"][wildcards.name]
+
+
+def get_external_baseline_source(wildcards):
+    """The user's file that external baseline ``wildcards.name``'s ``wildcards.split`` is read from."""
+    try:
+        return baseline_config.external_source(wildcards.name, config["baselines"][wildcards.name], wildcards.split)
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
+
+
+def get_external_baseline_shares_file(wildcards):
+    """Whether the baseline's file and train_file are one file holding both splits."""
+    return baseline_config.file_holds_both_splits(config["baselines"][wildcards.name])
+
+
+# --- in-pipeline baselines (kinds lifting, integral3d; patchpose/baselines): k-fold like keypoints2d ---
+
+TRAINED_BASELINE_KINDS = ("lifting", "integral3d")
+
+
+def get_trained_baseline_names():
+    """The baselines the pipeline trains itself (kinds lifting and integral3d), in config order."""
+    return [name for kind in TRAINED_BASELINE_KINDS for name in get_baseline_names(kind)]
+
+
+def get_trained_baseline_name_pattern():
+    """Wildcard regex matching exactly the trained baselines' names (nothing if there are none)."""
+    return "|".join(get_trained_baseline_names()) or "(?!)"
+
+
+def get_trained_baseline_outputs():
+    """Per trained baseline: the learning curves of its fold models (PNG)."""
+    return [f"{RESULTS}/baselines/{name}/learning_curves.png" for name in get_trained_baseline_names()]
+
+
+def get_trained_baseline_training_settings(wildcards):
+    """The keys that shape a trained baseline's fold models (all but its prediction batch size)."""
+    block = config["baselines"][wildcards.name]
+    return {key: value for key, value in block.items() if key != "prediction_batch_size"}
+
+
+def get_trained_baseline_prediction_batch_size(wildcards):
+    return config["baselines"][wildcards.name]["prediction_batch_size"]
+
+
+def get_trained_baseline_training_inputs(wildcards):
+    """The training store, plus the training split's k-fold 2D predictions for a lifting baseline (for ``unpack``)."""
+    inputs = {"train": f"{RESULTS}/dataset/train.zarr"}
+    if get_baseline_kind(wildcards) == "lifting":
+        inputs["joints_2d"] = f"{RESULTS}/keypoints2d/train_joints_2d.npz"
+    return inputs
+
+
+def get_trained_baseline_prediction_inputs(wildcards):
+    """The split's store and the k fold models, plus the split's 2D predictions for a lifting baseline."""
+    inputs = {
+        "dataset": f"{RESULTS}/dataset/{wildcards.split}.zarr",
+        "models": get_fold_models(f"baselines/{wildcards.name}"),
+    }
+    if get_baseline_kind(wildcards) == "lifting":
+        inputs["joints_2d"] = f"{RESULTS}/keypoints2d/{wildcards.split}_joints_2d.npz"
+    return inputs
+
+
+def get_trained_baseline_curves(wildcards):
+    """The learning-curve CSVs of a trained baseline's k fold models, in fold order."""
+    return expand(f"{RESULTS}/baselines/{wildcards.name}/curves/fold{{fold}}.csv", fold=range(config["folds"]["k"]))

@@ -75,7 +75,7 @@ def _with(path: str, value) -> dict:
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({**default_config(), "sead": 1}, "unknown config key sead; allowed keys at the top level: dataset, seed"),
+        ({**default_config(), "sead": 1}, "unknown config key sead; allowed keys at the top level: baselines, "),
         (_with("dataset.synthetic.frame_sise", 64), "unknown config key dataset.synthetic.frame_sise"),
         (_with("seed", "zero"), "config key seed = 'zero' has the wrong type: expected integer"),
         (_with("dataset.kind", "h3.6m"), "config key dataset.kind = 'h3.6m' is not allowed; allowed values: synthetic"),

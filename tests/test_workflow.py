@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from tests.conftest import default_config, run_snakemake, write_config
@@ -13,6 +15,18 @@ def test_default_config_dry_run(workflow_dir):
     out = result.stdout + result.stderr
     assert "render_synthetic_split" in out
     assert "results/synthetic/dataset/train.zarr" in out and "results/synthetic/dataset/test.zarr" in out
+
+
+def test_default_dry_run_plans_stage2_per_fold_and_split(workflow_dir):
+    result = run_snakemake(workflow_dir, "-n")
+    assert result.returncode == 0, result.stderr
+    k = default_config()["folds"]["k"]
+    for stage in ("keypoints2d", "segmentation"):
+        assert f"train_{stage}_fold" in result.stdout
+        for fold in range(k):
+            assert f"results/synthetic/{stage}/models/fold{fold}.pt" in result.stdout
+        assert f"results/synthetic/{stage}/metrics.csv" in result.stdout
+    assert "results/synthetic/segmentation/test.zarr" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -40,3 +54,52 @@ def test_bad_config_stops_the_run_naming_the_key(workflow_dir, mutate, expected)
 def test_workflow_lints_clean(workflow_dir):
     result = run_snakemake(workflow_dir, "--lint")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- baselines: which splits an external baseline imports is planned from the config ---
+
+
+@pytest.mark.parametrize(
+    ("train_file", "imports"),
+    [(None, {"test"}), ("external/mine.npz", {"train", "test"})],
+    ids=["test-only", "one-file-both-splits"],
+)
+def test_external_baseline_is_planned_per_split(workflow_dir, train_file, imports):
+    (workflow_dir / "external").mkdir()
+    (workflow_dir / "external/mine.npz").touch()  # a dry run only needs the file to exist
+    config = default_config()
+    config["baselines"] = {"mine": {"kind": "external", "file": "external/mine.npz", "train_file": train_file}}
+    write_config(workflow_dir, config)
+    result = run_snakemake(workflow_dir, "-n")
+    assert result.returncode == 0, result.stderr
+    for split in ("train", "test"):
+        planned = f"results/synthetic/baselines/mine/{split}_poses_3d.npz" in result.stdout
+        assert planned == (split in imports)
+    for output in ("info.json", "mpjpe_per_action.csv"):
+        assert f"results/synthetic/baselines/mine/{output}" in result.stdout
+
+
+# --- in-pipeline baselines: one training job per (baseline, fold), one prediction job per (baseline, split) ---
+
+
+def test_default_dry_run_plans_the_trained_baselines(workflow_dir):
+    config = default_config()
+    config["baselines"]["wide_lifting"] = {**config["baselines"]["lifting"], "model": {"width": 512}}
+    write_config(workflow_dir, config)
+    result = run_snakemake(workflow_dir, "-n")
+    assert result.returncode == 0, result.stderr
+    k = config["folds"]["k"]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", result.stdout, flags=re.MULTILINE))
+    assert int(jobs["train_baseline_fold"]) == 3 * k and int(jobs["predict_trained_baseline"]) == 3 * 2
+    assert int(jobs["plot_baseline_learning_curves"]) == 3
+    for name in ("lifting", "integral3d", "wide_lifting"):
+        for fold in range(k):
+            assert f"results/synthetic/baselines/{name}/models/fold{fold}.pt" in result.stdout
+            assert f"results/synthetic/baselines/{name}/curves/fold{fold}.csv" in result.stdout
+        for output in ("train_poses_3d.npz", "test_poses_3d.npz", "info.json", "mpjpe_per_action.csv"):
+            assert f"results/synthetic/baselines/{name}/{output}" in result.stdout
+    # lifting lifts the predicted 2D joints (k-fold ones for the training split); integral3d reads only frames
+    inputs = re.findall(r"rule train_baseline_fold:\n\s+input: (.*)\n\s+output: (\S+)", result.stdout)
+    assert len(inputs) == 3 * k
+    for line, model in inputs:
+        assert ("keypoints2d/train_joints_2d.npz" in line) == ("lifting" in model), (line, model)

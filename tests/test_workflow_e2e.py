@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
 import re
 
+import numpy as np
 import pytest
 
 from patchpose.dataset_format import open_dataset
+from patchpose.metrics import per_frame_mpjpe, per_frame_pa_mpjpe
+from patchpose.patches.store import open_patch_store
+from patchpose.poses3d import VIDEOPOSE3D_JOINT_NAMES, read_baseline_info, write_predictions
 from tests.conftest import copy_workflow, default_config, run_snakemake, write_config
 
 TINY = {
@@ -19,9 +24,46 @@ TINY = {
 }
 
 
-def _tiny_config(**world) -> dict:
+# Stage 2 at toy sizes (48 px frames, 2 training subjects -> 2 folds, one epoch).
+TINY_STAGE2 = {
+    "folds": {"k": 2},
+    "keypoints2d": {
+        "model": {"input_size": 16, "heatmap_size": 8, "stacks": 1, "features": 8, "depth": 1},
+        "training": {"epochs": 1, "batch_size": 8},
+    },
+    "segmentation": {
+        "model": {"input_size": 16, "output_stride": 2, "width": 4, "levels": 2, "decoder_channels": 8},
+        "training": {"epochs": 1, "batch_size": 8},
+    },
+}
+
+
+# The in-pipeline baselines at toy sizes (a few epochs, early stopping still in play).
+TINY_BASELINES = {
+    "baselines": {
+        "lifting": {"model": {"width": 16, "blocks": 1}, "training": {"max_epochs": 3, "patience": 1, "batch_size": 8}},
+        "integral3d": {
+            "model": {"input_size": 16, "width": 4, "levels": 1, "head_channels": 4, "volume_size": 4},
+            "training": {"max_epochs": 2, "patience": 1, "batch_size": 8},
+        },
+    },
+}
+
+
+def _merge(base: dict, update: dict) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def _tiny_config(stage2: dict | None = None, **world) -> dict:
     config = default_config()
     config["dataset"]["synthetic"].update(TINY, **world)
+    _merge(config, TINY_STAGE2)
+    _merge(config, TINY_BASELINES)
+    _merge(config, stage2 or {})
     return config
 
 
@@ -33,8 +75,12 @@ def _planned_jobs(result) -> dict[str, int]:
 
 def _planned_outputs(result) -> set[str]:
     """The dataset stores among the outputs of the jobs a dry run plans."""
-    outputs = ", ".join(re.findall(r"^\s*output: (.*)$", result.stdout, flags=re.MULTILINE)).split(", ")
-    return {path for path in outputs if path.endswith(".zarr")}
+    return {path for path in _all_planned_outputs(result) if path.endswith(".zarr") and "/dataset/" in path}
+
+
+def _all_planned_outputs(result) -> set[str]:
+    """Every output of the jobs a dry run plans."""
+    return set(", ".join(re.findall(r"^\s*output: (.*)$", result.stdout, flags=re.MULTILINE)).split(", "))
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +126,173 @@ def test_changed_world_key_reruns_what_depends_on_it(finished_workflow, change, 
     assert _planned_outputs(result) == expected
     assert _planned_jobs(result)["render_synthetic_split"] == len(expected)
     assert "params" in result.stdout.lower()
+
+
+def test_tiny_pipeline_runs_stage2(finished_workflow):
+    results = finished_workflow / "results/synthetic"
+    for stage in ("keypoints2d", "segmentation"):
+        metrics = (results / stage / "metrics.csv").read_text().splitlines()
+        assert len(metrics) == 1 + 2 * (2 if stage == "keypoints2d" else 3)  # header + rows per split and method
+        for fold in range(2):
+            assert (results / stage / "models" / f"fold{fold}.pt").exists()
+            assert (results / "logs" / stage / f"train_fold{fold}.log").read_text().count("epoch 1/1 loss") == 1
+            assert (results / "benchmarks" / stage / f"train_fold{fold}.tsv").exists()
+        for split in ("train", "test"):
+            assert (results / stage / f"{split}_contact_sheet.png").stat().st_size > 0
+    assert (results / "segmentation/test.zarr/encoded").is_dir()
+
+
+def test_changed_segmentation_key_reruns_segmentation_not_keypoints(finished_workflow):
+    change = {"segmentation": {"model": {"decoder_channels": 12}}}
+    write_config(finished_workflow, _tiny_config(change), name="changed.yaml")
+    result = run_snakemake(finished_workflow, "-n", "--configfile", "changed.yaml")
+    assert result.returncode == 0, result.stderr
+    jobs = _planned_jobs(result)
+    assert jobs["train_segmentation_fold"] == 2 and jobs["predict_segmentation"] == 2
+    assert jobs["evaluate_segmentation"] == 1
+    assert not {rule for rule in jobs if "keypoints2d" in rule or rule == "render_synthetic_split"}
+    assert not {path for path in _all_planned_outputs(result) if "keypoints2d" in path}
+
+
+def test_changed_evaluation_key_reruns_only_evaluation(finished_workflow):
+    change = {"keypoints2d": {"evaluation": {"pck_threshold": 0.1}}}
+    write_config(finished_workflow, _tiny_config(change), name="changed.yaml")
+    result = run_snakemake(finished_workflow, "-n", "--configfile", "changed.yaml")
+    assert result.returncode == 0, result.stderr
+    assert set(_planned_jobs(result)) == {"evaluate_keypoints2d", "all"}
+
+
+def test_changed_fold_count_is_rejected_when_too_large(finished_workflow):
+    write_config(finished_workflow, _tiny_config({"folds": {"k": 3}}), name="changed.yaml")
+    result = run_snakemake(
+        finished_workflow, "results/synthetic/keypoints2d/metrics.csv", "--configfile", "changed.yaml"
+    )
+    assert result.returncode != 0
+    assert "folds.k = 3 needs 2 <= k <= the number of training subjects (2: S1, S5)" in result.stdout + result.stderr
+
+
+# --- baselines: an external prediction file becomes a baseline with its per-action MPJPE ---
+
+
+def test_external_baseline_gets_its_per_action_mpjpe(finished_workflow):
+    store = open_dataset(finished_workflow / "results/synthetic/dataset/test.zarr")
+    truth = store.joints_3d - store.joints_3d[:, :1]
+    noisy = truth + np.random.default_rng(0).normal(0, 30, truth.shape)  # mm
+    (finished_workflow / "external").mkdir(exist_ok=True)
+    write_predictions(  # metres, VideoPose3D's names, rows reversed: the import converts all of it
+        finished_workflow / "external/noisy.csv", noisy[::-1] / 1000, store.frame_ids()[::-1], split="test",
+        method="noisy", unit="m", joint_names=VIDEOPOSE3D_JOINT_NAMES,
+    )  # fmt: skip
+    config = _tiny_config()
+    config["baselines"] = {"noisy": {"kind": "external", "file": "external/noisy.csv"}}
+    write_config(finished_workflow, config, name="baseline.yaml")
+    planned = run_snakemake(finished_workflow, "-n", "--configfile", "baseline.yaml")
+    assert planned.returncode == 0, planned.stderr
+    expected = {"import_external_baseline": 1, "baseline_info": 1, "evaluate_baseline": 1, "all": 1}
+    assert _planned_jobs(planned) == expected  # adding a baseline reruns nothing else
+    result = run_snakemake(finished_workflow, "--configfile", "baseline.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    baseline = finished_workflow / "results/synthetic/baselines/noisy"
+    info = read_baseline_info(baseline / "info.json")
+    assert info["splits"] == ["test"] and not info["has_train_split"] and info["frames"] == {"test": 15}
+    with open(baseline / "mpjpe_per_action.csv", newline="") as handle:
+        table = {row["action"]: row for row in csv.DictReader(handle)}
+    actions = store.action_names()
+    p1, p2 = per_frame_mpjpe(noisy, store.joints_3d), per_frame_pa_mpjpe(noisy, store.joints_3d)
+    assert set(table) == set(actions) | {"average (mean of action means)", "average (mean over frames)"}
+    for action in set(actions):
+        assert float(table[action]["mpjpe_mm"]) == pytest.approx(p1[actions == action].mean(), abs=0.01)
+        assert float(table[action]["pa_mpjpe_mm"]) == pytest.approx(p2[actions == action].mean(), abs=0.01)
+    assert float(table["average (mean over frames)"]["mpjpe_mm"]) == pytest.approx(p1.mean(), abs=0.01)
+    log = (finished_workflow / "results/synthetic/logs/baselines/evaluate_noisy.log").read_text()
+    logged = re.findall(r"noisy: MPJPE ([\d.]+) mm", log)
+    assert len(logged) == 1 and float(logged[0]) == pytest.approx(p1.mean(), abs=0.01)
+
+
+# --- in-pipeline baselines: trained k-fold, per-action MPJPE; an external copy evaluates identically ---
+
+
+def _table(path) -> dict[str, dict]:
+    with open(path, newline="") as handle:
+        return {row["action"]: row for row in csv.DictReader(handle)}
+
+
+def test_tiny_pipeline_trains_the_baselines(finished_workflow):
+    results = finished_workflow / "results/synthetic"
+    for name in ("lifting", "integral3d"):
+        baseline = results / "baselines" / name
+        info = read_baseline_info(baseline / "info.json")
+        assert info["kind"] == name and info["splits"] == ["train", "test"]
+        assert info["frames"] == {"train": 30, "test": 15}
+        table = _table(baseline / "mpjpe_per_action.csv")
+        assert len(table) == 15 + 2 and all(float(row["mpjpe_mm"]) > 0 for row in table.values())
+        assert (baseline / "learning_curves.png").stat().st_size > 0
+        for fold in range(2):
+            curve = (baseline / "curves" / f"fold{fold}.csv").read_text().splitlines()
+            assert curve[0] == "epoch,train_loss,val_loss,lr,best" and len(curve) >= 2
+            assert sum(line.endswith(",True") for line in curve) == 1  # one kept epoch
+            log = (results / "logs" / "baselines" / f"train_{name}_fold{fold}.log").read_text()
+            assert "held out for validation" in log and " val " in log
+            assert (results / "benchmarks" / "baselines" / f"train_{name}_fold{fold}.tsv").exists()
+
+
+def test_external_copy_of_lifting_gives_the_same_per_action_mpjpe(finished_workflow):
+    lifting = finished_workflow / "results/synthetic/baselines/lifting"
+    parts = [np.load(lifting / f"{split}_poses_3d.npz") for split in ("train", "test")]
+    (finished_workflow / "external").mkdir(exist_ok=True)
+    write_predictions(  # one file holding both splits, as a user would bring it
+        finished_workflow / "external/lifting_copy.npz",
+        np.concatenate([part["poses_3d"] for part in parts]),
+        [str(i) for part in parts for i in part["frame_ids"]],
+        split="train+test",
+        method="someone else's lifting",
+    )
+    config = _tiny_config()
+    external = {"kind": "external", "file": "external/lifting_copy.npz", "train_file": "external/lifting_copy.npz"}
+    config["baselines"]["lifting_copy"] = external
+    write_config(finished_workflow, config, name="copy.yaml")
+    planned = run_snakemake(finished_workflow, "-n", "--configfile", "copy.yaml")
+    assert planned.returncode == 0, planned.stderr
+    expected = {"import_external_baseline": 2, "baseline_info": 1, "evaluate_baseline": 1, "all": 1}
+    assert _planned_jobs(planned) == expected  # lifting itself is not retrained
+    result = run_snakemake(finished_workflow, "--configfile", "copy.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    copied = finished_workflow / "results/synthetic/baselines/lifting_copy"
+    assert _table(copied / "mpjpe_per_action.csv") == _table(lifting / "mpjpe_per_action.csv")
+    assert read_baseline_info(copied / "info.json")["frames"] == read_baseline_info(lifting / "info.json")["frames"]
+    for split in ("train", "test"):
+        original, imported = np.load(lifting / f"{split}_poses_3d.npz"), np.load(copied / f"{split}_poses_3d.npz")
+        assert np.array_equal(original["poses_3d"], imported["poses_3d"])
+        assert np.array_equal(original["frame_ids"], imported["frame_ids"])
+
+
+# --- patches (stage 4): limb patches from the predicted 2D joints, uncropped frames, contact sheets ---
+
+
+def test_tiny_pipeline_writes_patch_stores(finished_workflow):
+    results = finished_workflow / "results/synthetic"
+    for split, frames in (("train", 30), ("test", 15)):
+        dataset = open_dataset(results / f"dataset/{split}.zarr")
+        limbs = open_patch_store(results / f"patches/predicted/{split}.zarr", dataset)
+        uncropped = open_patch_store(results / f"patches/uncropped/{split}.zarr", dataset)
+        assert (limbs.kind, limbs.source, limbs.num_frames, limbs.num_patches) == ("limbs", "predicted", frames, 16)
+        assert (uncropped.kind, uncropped.num_patches) == ("uncropped", 1)
+        assert limbs.read([0, frames - 1]).any() and uncropped.read([frames - 1]).any()
+        assert (results / f"patches/predicted/{split}_contact_sheet.png").stat().st_size > 0
+        assert (results / f"logs/patches/predicted_{split}.log").exists()
+        assert (results / f"benchmarks/patches/uncropped_{split}.tsv").exists()
+
+
+def test_changed_patch_scale_reruns_patches_not_earlier_stages(finished_workflow):
+    write_config(finished_workflow, _tiny_config({"patches": {"scale": 2.0}}), name="changed.yaml")
+    result = run_snakemake(finished_workflow, "-n", "--configfile", "changed.yaml")
+    assert result.returncode == 0, result.stderr
+    jobs = _planned_jobs(result)
+    assert jobs["cut_limb_patches"] == 2 and jobs["patches_contact_sheet"] == 2
+    assert "cut_uncropped_frames" not in jobs  # the whole frames do not depend on the limb boxes
+    earlier = ("render", "keypoints2d", "segmentation", "baseline")
+    assert not {rule for rule in jobs if any(stage in rule for stage in earlier)}
+    outputs = _all_planned_outputs(result)
+    assert {f"results/synthetic/patches/predicted/{split}.zarr" for split in ("train", "test")} <= outputs
+    earlier_dirs = ("/dataset/", "/keypoints2d/", "/segmentation/", "/baselines/", "/patches/uncropped/")
+    assert not {path for path in outputs if any(directory in path for directory in earlier_dirs)}

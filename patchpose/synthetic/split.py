@@ -8,15 +8,13 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from patchpose.actions import ACTIONS
-from patchpose.atomic import atomic_write_bytes
 from patchpose.dataset_format import DatasetWriter
 from patchpose.synthetic.plan import SequencePlan, plan_split
 from patchpose.synthetic.world import render_sequence
-from patchpose.visualize import annotate, draw_skeleton, overlay_labels, tile
+from patchpose.visualize import annotate, draw_skeleton, overlay_labels, tile, write_png
 
 __all__ = ["render_split", "contact_sheet"]
 
@@ -98,8 +96,5 @@ def render_split(
     log.info("rendered %d frames in %.1f s (%.1f frames/s with %d processes)", num_frames, elapsed,
              num_frames / elapsed, threads)  # fmt: skip
     sheet = contact_sheet(sheet_tiles, subjects)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise RuntimeError(f"{contact_sheet_path}: PNG encoding failed")
-    atomic_write_bytes(contact_sheet_path, png.tobytes())
+    write_png(contact_sheet_path, sheet)
     return num_frames

@@ -1,0 +1,114 @@
+"""Train one fold's 2D keypoint network, and predict a split's 2D joints with the fold models.
+
+Settings are the config's ``keypoints2d`` block (``model``, ``training``, ``augment``). Joints are
+(N, 17, 2) float32 crop pixels (pixel-centre convention, as the dataset's ``joints_2d``).
+Model files: ``patchpose.fold_models``. Prediction files (``.npz``) hold ``joints_2d``, ``fold`` (N,)
+(the model that predicted each frame), ``frame_ids`` (N,) str and ``split``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from patchpose.atomic import atomic_write_bytes
+from patchpose.augment import (
+    Augment,
+    jitter_colour,
+    pixels_to_unit,
+    sample_transforms,
+    unit_to_pixels,
+    warp,
+    warp_points,
+)
+from patchpose.dataset_format import open_dataset
+from patchpose.fold_models import load_fold_models, plan_fold, train_fold_model
+from patchpose.frames import load_frames, to_unit_float
+from patchpose.keypoints2d.hourglass import StackedHourglass
+from patchpose.keypoints2d.integral import integral_loss, soft_argmax
+from patchpose.skeleton import H36M
+from patchpose.training import select_device
+
+__all__ = ["build_model", "train_fold", "predict_split", "read_predictions"]
+
+log = logging.getLogger("patchpose.keypoints2d")
+
+
+def build_model(model_settings: dict) -> StackedHourglass:
+    return StackedHourglass(H36M.num_joints, **model_settings)
+
+
+def train_fold(
+    store_path: str | Path,
+    fold: int,
+    k: int,
+    settings: dict,
+    seed: int,
+    model_path: str | Path,
+    checkpoint_path: str | Path,
+    threads: int = 1,
+    after_epoch=None,
+) -> None:
+    """Train the model of ``fold`` on the training store's subjects outside that fold; write ``model_path``."""
+    torch.set_num_threads(threads)
+    store = open_dataset(store_path)
+    plan = plan_fold("keypoints2d", store, k, fold)
+    size = settings["model"]["input_size"]
+    images = load_frames(store, plan.indices, size)
+    joints = torch.as_tensor(pixels_to_unit(store.joints_2d[plan.indices], store.frame_size[0]), dtype=torch.float32)
+    augment = Augment.from_config(settings["augment"])
+    training = settings["training"]
+
+    def make_batch(rows, rng, device):
+        transforms = sample_transforms(rng, len(rows), augment)
+        x = jitter_colour(warp(to_unit_float(images[rows], device), transforms, size), transforms)
+        return x, warp_points(joints[rows].to(device), transforms)
+
+    def loss_fn(outputs, coords):
+        return integral_loss(outputs, coords, training["heatmap_loss_weight"], training["heatmap_sigma"])
+
+    train_fold_model(plan, build_model, settings, seed, make_batch, loss_fn, model_path, checkpoint_path, after_epoch)
+
+
+@torch.no_grad()
+def predict_split(
+    store_path: str | Path, model_paths: list[str], split: str, batch_size: int, output_path: str | Path, threads=1
+) -> np.ndarray:
+    """Predict every frame of ``split`` with the fold models (``model_paths[f]`` = fold ``f``); write the
+    ``.npz`` and return (N, 17, 2) crop px."""
+    torch.set_num_threads(threads)
+    store = open_dataset(store_path)
+    device = select_device()
+    which, models, payloads = load_fold_models(model_paths, split, store.subject_names(), build_model, device)
+    joints = np.zeros((store.num_frames, H36M.num_joints, 2), np.float32)
+    for fold, (model, payload) in enumerate(zip(models, payloads, strict=True)):
+        indices = np.flatnonzero(which == fold)
+        size = payload["model_settings"]["input_size"]
+        for start in range(0, len(indices), batch_size):
+            batch = indices[start : start + batch_size]
+            x = to_unit_float(load_frames(store, batch, size), device)
+            coords = soft_argmax(model(x)[-1]).cpu().numpy()
+            joints[batch] = unit_to_pixels(coords, store.frame_size[0])
+        log.info("fold %d predicted %d %s frames", fold, len(indices), split)
+    buffer = io.BytesIO()
+    np.savez(buffer, joints_2d=joints, fold=which, frame_ids=np.array(store.frame_ids()), split=np.array(split))
+    atomic_write_bytes(output_path, buffer.getvalue())
+    return joints
+
+
+def read_predictions(path: str | Path, store) -> np.ndarray:
+    """(N, 17, 2) predicted joints of ``path``, checked against the store's frame ids."""
+    try:
+        with np.load(path) as data:
+            joints, ids = data["joints_2d"], data["frame_ids"]
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable 2D keypoint prediction file: {error}") from error
+    if joints.shape != (store.num_frames, H36M.num_joints, 2) or list(ids) != store.frame_ids():
+        raise ValueError(f"{path}: predictions do not match the frames of {store.path}")
+    if not np.all(np.isfinite(joints)):
+        raise ValueError(f"{path}: 2D predictions hold NaN or inf")
+    return joints

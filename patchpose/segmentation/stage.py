@@ -1,0 +1,104 @@
+"""Train one fold's part segmenter, and segment a split with the fold models.
+
+Settings are the config's ``segmentation`` block (``model``, ``training``, ``augment``). The network
+sees frames downscaled to ``model.input_size``; its logits are upsampled bilinearly to the frame size,
+turned into probabilities and colour-encoded (``patchpose.parts.encode_probabilities``).
+Model files: ``patchpose.fold_models``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from patchpose.augment import Augment, flip_part_labels, jitter_colour, sample_transforms, warp
+from patchpose.dataset_format import open_dataset
+from patchpose.fold_models import load_fold_models, plan_fold, train_fold_model
+from patchpose.frames import load_frames, to_unit_float
+from patchpose.parts import NUM_PARTS, PALETTE
+from patchpose.segmentation.refinenet import RefineNetLite
+from patchpose.segmentation.store import write_segmentation
+from patchpose.training import select_device
+
+__all__ = ["build_model", "train_fold", "predict_split", "encode_probability_maps"]
+
+log = logging.getLogger("patchpose.segmentation")
+
+
+def build_model(model_settings: dict) -> RefineNetLite:
+    return RefineNetLite(NUM_PARTS, **model_settings)
+
+
+def encode_probability_maps(probabilities: torch.Tensor) -> torch.Tensor:
+    """(B, 15, H, W) part probabilities -> (B, 3, H, W) float expected palette colour in [0, 255]."""
+    palette = torch.tensor(PALETTE, dtype=torch.float32, device=probabilities.device)
+    return torch.einsum("bkhw,kc->bchw", probabilities.float(), palette)
+
+
+def train_fold(
+    store_path: str | Path,
+    fold: int,
+    k: int,
+    settings: dict,
+    seed: int,
+    model_path: str | Path,
+    checkpoint_path: str | Path,
+    threads: int = 1,
+    after_epoch=None,
+) -> None:
+    """Train the segmenter of ``fold`` on the training subjects outside that fold; write ``model_path``."""
+    torch.set_num_threads(threads)
+    store = open_dataset(store_path)
+    if not store.has_part_labels:
+        raise ValueError(f"{store_path}: has no part_labels to train the segmentation on")
+    plan = plan_fold("segmentation", store, k, fold)
+    size = settings["model"]["input_size"]
+    images = load_frames(store, plan.indices, size)
+    labels = torch.from_numpy(np.ascontiguousarray(store.read_part_labels(plan.indices)))
+    augment = Augment.from_config(settings["augment"])
+
+    def make_batch(rows, rng, device):
+        transforms = sample_transforms(rng, len(rows), augment)
+        x = jitter_colour(warp(to_unit_float(images[rows], device), transforms, size), transforms)
+        y = warp(labels[rows, None].to(device).float(), transforms, size, mode="nearest")[:, 0].round().long()
+        return x, flip_part_labels(y, transforms)
+
+    def loss_fn(logits, target):
+        return F.cross_entropy(logits.float(), target)
+
+    train_fold_model(plan, build_model, settings, seed, make_batch, loss_fn, model_path, checkpoint_path, after_epoch)
+
+
+@torch.no_grad()
+def predict_split(
+    store_path: str | Path, model_paths: list[str], split: str, batch_size: int, output_path: str | Path, threads=1
+) -> None:
+    """Segment every frame of ``split`` (frame -> fold model as in ``patchpose.folds``); write the store."""
+    torch.set_num_threads(threads)
+    store = open_dataset(store_path)
+    device = select_device()
+    which, models, payloads = load_fold_models(model_paths, split, store.subject_names(), build_model, device)
+    size, frame_size = payloads[0]["model_settings"]["input_size"], store.frame_size
+
+    def produce(start: int, stop: int):
+        rows = np.arange(start, stop)
+        encoded = torch.zeros(len(rows), 3, *frame_size)
+        labels = torch.zeros(len(rows), *frame_size, dtype=torch.uint8)
+        for fold, model in enumerate(models):
+            mine = np.flatnonzero(which[rows] == fold)
+            for chunk in np.array_split(mine, max(1, -(-len(mine) // batch_size))):
+                if not len(chunk):
+                    continue
+                logits = model(to_unit_float(load_frames(store, rows[chunk], size), device))
+                logits = F.interpolate(logits.float(), size=frame_size, mode="bilinear", align_corners=False)
+                probabilities = torch.softmax(logits, dim=1)
+                encoded[chunk] = encode_probability_maps(probabilities).cpu()
+                labels[chunk] = probabilities.argmax(dim=1).to(torch.uint8).cpu()
+        return encoded.round().clamp(0, 255).to(torch.uint8).numpy(), labels.numpy(), which[rows]
+
+    write_segmentation(output_path, split, store.frame_ids(), frame_size, produce)
+    log.info("segmented %d %s frames with %d fold models", store.num_frames, split, len(models))

@@ -1,0 +1,109 @@
+"""The segmentation store: one zarr v3 group per split, next to the dataset store it segments.
+
+Layout of ``results/<dataset>/segmentation/<split>.zarr`` (row ``i`` is frame ``i`` of the dataset
+store ``results/<dataset>/dataset/<split>.zarr``):
+
+- ``encoded``: (N, 3, H, W) uint8, the colour-encoded segmentation S of the paper: per pixel the
+  expected palette colour under the predicted part probabilities, ``sum_k p_k PALETTE[k]``, rounded;
+  channels R, G, B; H x W = the frame size. Chunks of 64 frames, zstd.
+- ``labels``: (N, H, W) uint8 most probable part id (``patchpose.parts.PART_NAMES``).
+- ``fold``: (N,) int64, the fold model that predicted the frame (``patchpose.folds``).
+- attrs: ``format`` = "patchpose-segmentation", ``format_version`` = 1, ``split``, ``num_frames``,
+  ``frame_size`` [H, W], ``part_names``, ``palette`` (15 x 3), ``frame_ids_sha256`` (sha256 of the
+  dataset store's frame ids joined by newlines), ``complete`` = true (written last).
+The store is written atomically (``patchpose.atomic.atomic_directory``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+
+from patchpose.atomic import atomic_directory
+from patchpose.parts import PALETTE, PART_NAMES
+
+__all__ = ["SegmentationStore", "write_segmentation", "open_segmentation", "frame_ids_digest"]
+
+FORMAT = "patchpose-segmentation"
+VERSION = 1
+CHUNK = 64
+
+
+def frame_ids_digest(frame_ids: list[str]) -> str:
+    return hashlib.sha256("\n".join(frame_ids).encode("utf-8")).hexdigest()
+
+
+def write_segmentation(path, split: str, frame_ids: list[str], frame_size, produce) -> None:
+    """Write the store at ``path``. ``produce(start, stop)`` -> (encoded (B,3,H,W) uint8, labels (B,H,W)
+    uint8, fold (B,) int64) for rows ``start:stop``, called in order."""
+    n, (h, w) = len(frame_ids), tuple(frame_size)
+    with atomic_directory(path) as tmp:
+        group = zarr.open_group(tmp, mode="w", zarr_format=3)
+        codec = [ZstdCodec(level=3)]
+        encoded = group.create_array("encoded", shape=(n, 3, h, w), chunks=(CHUNK, 3, h, w), dtype="uint8",
+                                     compressors=codec)  # fmt: skip
+        labels = group.create_array("labels", shape=(n, h, w), chunks=(CHUNK, h, w), dtype="uint8", compressors=codec)
+        folds = group.create_array("fold", shape=(n,), chunks=(max(n, 1),), dtype="int64")
+        fold_values = np.zeros(n, np.int64)
+        for start in range(0, n, CHUNK):
+            stop = min(n, start + CHUNK)
+            e, lab, f = produce(start, stop)
+            encoded[start:stop], labels[start:stop], fold_values[start:stop] = e, lab, f
+        folds[:] = fold_values
+        group.attrs.update(
+            format=FORMAT,
+            format_version=VERSION,
+            split=split,
+            num_frames=n,
+            frame_size=[h, w],
+            part_names=list(PART_NAMES),
+            palette=PALETTE.tolist(),
+            frame_ids_sha256=frame_ids_digest(frame_ids),
+        )
+        group.attrs["complete"] = True
+
+
+class SegmentationStore:
+    """A validated, read-only segmentation store."""
+
+    def __init__(self, path: Path, group: zarr.Group):
+        self.path, self._group = path, group
+        self.num_frames: int = group.attrs["num_frames"]
+        self.split: str = group.attrs["split"]
+        self.frame_size = tuple(group.attrs["frame_size"])
+
+    def read_encoded(self, indices) -> np.ndarray:
+        """(B, 3, H, W) uint8 colour-encoded segmentation of frames ``indices``."""
+        return self._group["encoded"].oindex[np.asarray(indices, dtype=np.int64)]
+
+    def read_labels(self, indices) -> np.ndarray:
+        """(B, H, W) uint8 most probable part ids of frames ``indices``."""
+        return self._group["labels"].oindex[np.asarray(indices, dtype=np.int64)]
+
+    @property
+    def fold(self) -> np.ndarray:
+        return self._group["fold"][...]
+
+
+def open_segmentation(path, dataset_store=None) -> SegmentationStore:
+    """Open a store; with ``dataset_store`` also check it segments exactly that store's frames."""
+    path = Path(path)
+    try:
+        group = zarr.open_group(path, mode="r", zarr_format=3)
+        attrs = dict(group.attrs)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable segmentation store: {error}") from error
+    if attrs.get("format") != FORMAT or attrs.get("format_version") != VERSION or not attrs.get("complete"):
+        raise ValueError(f"{path}: not a complete {FORMAT} store of version {VERSION}")
+    if attrs.get("palette") != PALETTE.tolist() or attrs.get("part_names") != list(PART_NAMES):
+        raise ValueError(f"{path}: written with another palette or part list")
+    for name in ("encoded", "labels", "fold"):
+        if name not in group:
+            raise ValueError(f"{path}: missing array {name!r}")
+    if dataset_store is not None and attrs["frame_ids_sha256"] != frame_ids_digest(dataset_store.frame_ids()):
+        raise ValueError(f"{path}: segments other frames than {dataset_store.path}")
+    return SegmentationStore(path, group)

@@ -1,0 +1,272 @@
+"""The shared training loop: seeded Adam, per-epoch checkpoints, exact resume, CUDA AMP / CPU fp32,
+optional validation loss per epoch with early stopping on its plateau.
+
+Determinism: every epoch's frame order and augmentation draw from a numpy
+stream named by (seed, *names, epoch), so a run resumed after epoch ``e``
+consumes exactly the numbers an uninterrupted run does. Checkpoints (one file,
+written atomically after every epoch) hold the model, optimiser, scheduler,
+AMP scaler, epoch, the torch/numpy RNG states and the config they were trained
+under; a checkpoint written under another config is ignored (and logged).
+On CUDA the same code runs with autocast (fp16 + GradScaler) and channels_last;
+on CPU in fp32.
+
+Validation (optional, ``Validation``): after every epoch the mean loss over held-out examples is
+computed (eval mode, no augmentation); the weights of the best epoch are kept (in the checkpoint too),
+training stops after ``TrainSpec.patience`` epochs without a strictly lower validation loss (or at
+``TrainSpec.epochs``), and the returned model holds the best epoch's weights. The per-epoch history
+(``read_history``) lives in the checkpoint, so a resumed run reports every epoch.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from patchpose.atomic import atomic_write_bytes
+from patchpose.rng import stream
+
+__all__ = [
+    "TrainSpec",
+    "Validation",
+    "select_device",
+    "seed_torch",
+    "train",
+    "save_torch",
+    "load_torch",
+    "batches",
+    "read_history",
+]
+
+log = logging.getLogger("patchpose.training")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """What one training run is. ``names`` name its RNG streams, e.g. ("keypoints2d", "fold", 0).
+
+    epochs: the number of epochs (the maximum, with validation and ``patience`` > 0; the cosine learning
+    rate decay spans it either way). patience: with validation, stop after this many epochs without a
+    better validation loss; 0 = never stop early.
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    seed: int
+    names: tuple[str | int, ...]
+    patience: int = 0
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Held-out examples scored after every epoch.
+
+    make_batch(indices, device) -> (inputs, targets) for examples ``indices`` of ``range(num_items)``,
+    without augmentation; scored with the training ``loss_fn`` in batches of ``batch_size`` (the loss is
+    weighted by batch size, so the result does not depend on it beyond float rounding).
+    """
+
+    num_items: int
+    make_batch: Callable[[np.ndarray, torch.device], tuple[torch.Tensor, Any]]
+    batch_size: int = 256
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_torch(seed: int, *names: str | int) -> None:
+    """Seed torch's global generators from a named stream; deterministic algorithms on."""
+    torch.manual_seed(int(stream(seed, *names).integers(2**63 - 1)))
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def save_torch(path: str | Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` to ``path`` atomically."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_torch(path: str | Path) -> dict[str, Any]:
+    """Load a payload written by ``save_torch``; a clear error naming the file otherwise."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable patchpose checkpoint/model: {error}") from error
+
+
+def batches(num_items: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """A shuffled partition of ``range(num_items)`` into batches (the last one dropped if it has 1 item:
+    BatchNorm needs two)."""
+    order = rng.permutation(num_items)
+    chunks = [order[i : i + batch_size] for i in range(0, num_items, batch_size)]
+    return [c for c in chunks if len(c) > 1] or chunks
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _layout(inputs: torch.Tensor, amp: bool) -> torch.Tensor:
+    """Images (4-D) go channels_last under AMP; other inputs (e.g. vectors) are left as they are."""
+    return inputs.contiguous(memory_format=torch.channels_last) if amp and inputs.ndim == 4 else inputs
+
+
+@torch.no_grad()
+def _validation_loss(model, validation: Validation, loss_fn, device: torch.device, amp: bool) -> float:
+    model.eval()
+    total = 0.0
+    for start in range(0, validation.num_items, validation.batch_size):
+        indices = np.arange(start, min(start + validation.batch_size, validation.num_items))
+        inputs, targets = validation.make_batch(indices, device)
+        inputs = _layout(inputs, amp)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+            total += float(loss_fn(model(inputs), targets)) * len(indices)
+    return total / validation.num_items
+
+
+def read_history(checkpoint_path: str | Path) -> list[dict[str, Any]]:
+    """Per-epoch records of the run in ``checkpoint_path``: ``epoch`` (1-based), ``train_loss``, ``lr``
+    (after the epoch), ``seconds`` and, with validation, ``val_loss`` and ``best`` (bool: the kept epoch)."""
+    state = load_torch(checkpoint_path)
+    history = [dict(record) for record in state.get("history", [])]
+    if state.get("best") is not None:
+        for record in history:
+            record["best"] = record["epoch"] == state["best"]["epoch"] + 1
+    return history
+
+
+def train(
+    model: torch.nn.Module,
+    num_items: int,
+    make_batch: Callable[[np.ndarray, np.random.Generator, torch.device], tuple[torch.Tensor, Any]],
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    spec: TrainSpec,
+    checkpoint_path: str | Path,
+    config: dict[str, Any],
+    device: torch.device,
+    after_epoch: Callable[[int], None] | None = None,
+    validation: Validation | None = None,
+) -> torch.nn.Module:
+    """Train ``model`` for ``spec.epochs`` epochs over ``num_items`` examples, resuming from
+    ``checkpoint_path`` when it holds a checkpoint of the same ``config``.
+
+    make_batch(indices, rng, device) -> (inputs, targets): builds (and augments) one batch;
+    loss_fn(model(inputs), targets) -> scalar loss. after_epoch(epoch) runs after each epoch's
+    checkpoint is written (tests use it to simulate a kill). validation: see ``Validation``; with it
+    the best epoch's weights are returned and ``spec.patience`` stops early. Returns the trained model
+    (on ``device``, eval mode).
+    """
+    if num_items < 2:
+        raise ValueError(f"need at least 2 training examples, got {num_items}")
+    amp = device.type == "cuda"
+    model.to(device)
+    if amp:
+        model.to(memory_format=torch.channels_last)
+    optimiser = torch.optim.Adam(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    steps_per_epoch = len(batches(num_items, spec.batch_size, np.random.default_rng(0)))
+    total = max(1, spec.epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    start, history, best, stopped = 0, [], None, False
+    checkpoint_path = Path(checkpoint_path)
+    if checkpoint_path.exists():
+        state = load_torch(checkpoint_path)
+        if state.get("config") == config:
+            model.load_state_dict(state["model"])
+            optimiser.load_state_dict(state["optimiser"])
+            scheduler.load_state_dict(state["scheduler"])
+            scaler.load_state_dict(state["scaler"])
+            _set_rng_state(state["rng"])
+            start = state["epoch"] + 1
+            history, best, stopped = state.get("history", []), state.get("best"), state.get("stopped", False)
+            log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
+        else:
+            log.info("ignoring %s: written under another config", checkpoint_path)
+    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    for epoch in range(start, spec.epochs if not stopped else start):
+        model.train()
+        rng = stream(spec.seed, *spec.names, "epoch", epoch)
+        began, total_loss, seen = time.perf_counter(), 0.0, 0
+        epoch_batches = batches(num_items, spec.batch_size, rng)
+        report_every = max(1, len(epoch_batches) // 10)  # a progress line per ~10% of the epoch
+        for step, indices in enumerate(epoch_batches, start=1):
+            inputs, targets = make_batch(indices, rng, device)
+            inputs = _layout(inputs, amp)
+            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+                loss = loss_fn(model(inputs), targets)
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            scheduler.step()
+            total_loss += float(loss.detach()) * len(indices)
+            seen += len(indices)
+            if step % report_every == 0 and step < len(epoch_batches):
+                log.info("epoch %d/%d step %d/%d loss %.5f", epoch + 1, spec.epochs, step, len(epoch_batches),
+                         total_loss / seen)  # fmt: skip
+        seconds = time.perf_counter() - began
+        record = {"epoch": epoch + 1, "train_loss": total_loss / seen, "lr": scheduler.get_last_lr()[0],
+                  "seconds": seconds}  # fmt: skip
+        if validation is not None:
+            record["val_loss"] = _validation_loss(model, validation, loss_fn, device, amp)
+            if best is None or record["val_loss"] < best["loss"]:
+                weights = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+                best = {"epoch": epoch, "loss": record["val_loss"], "model": weights}
+            stopped = spec.patience > 0 and epoch - best["epoch"] >= spec.patience
+        history.append(record)
+        log.info(
+            "epoch %d/%d loss %.5f%s lr %.2e (%.1f s, %.0f examples/s)%s",
+            epoch + 1,
+            spec.epochs,
+            record["train_loss"],
+            f" val {record['val_loss']:.5f} (best epoch {best['epoch'] + 1})" if validation is not None else "",
+            record["lr"],
+            seconds,
+            seen / max(seconds, 1e-9),
+            f"; no better validation loss for {spec.patience} epochs: stopping" if stopped else "",
+        )
+        state = {
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(),
+            "epoch": epoch,
+            "rng": _rng_state(),
+            "config": config,
+            "history": history,
+            "best": best,
+            "stopped": stopped,
+        }
+        save_torch(checkpoint_path, state)
+        if after_epoch is not None:
+            after_epoch(epoch)
+        if stopped:
+            break
+    if best is not None:
+        model.load_state_dict(best["model"])
+    model.eval()
+    return model

@@ -1,0 +1,135 @@
+# Stage 3, baselines: the initial 3D poses the refinement is applied to, one column of Table 1 each
+# (patchpose/poses3d, docs/predictions_format.md). Every baseline, whatever its kind, ends up as
+#   results/<dataset>/baselines/<name>/{split}_poses_3d.npz   prediction format: mm, H36M order, root-relative,
+#                                                             the split's frames in the store's row order
+# for each split it has (get_baseline_splits), and the two rules at the end of this file, shared by all
+# kinds, add info.json and mpjpe_per_action.csv. A kind's rules own its names' {split}_poses_3d.npz
+# through a wildcard constraint (get_baseline_name_pattern).
+
+
+rule import_external_baseline:
+    input:
+        source=get_external_baseline_source,
+        stores=expand(f"{RESULTS}/dataset/{{split}}.zarr", split=SPLITS),
+    output:
+        predictions=f"{RESULTS}/baselines/{{name}}/{{split}}_poses_3d.npz",
+        report=f"{RESULTS}/baselines/{{name}}/{{split}}_import.json",
+    wildcard_constraints:
+        name=get_baseline_name_pattern("external"),
+    params:
+        settings=get_baseline_settings,
+        file_holds_both_splits=get_external_baseline_shares_file,
+        splits=SPLITS,
+    log:
+        f"{RESULTS}/logs/baselines/import_{{name}}_{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/baselines/import_{{name}}_{{split}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/import_external_baseline.py"
+
+
+rule baseline_info:
+    input:
+        unpack(get_baseline_split_predictions),
+    output:
+        info=f"{RESULTS}/baselines/{{name}}/info.json",
+    params:
+        kind=get_baseline_kind,
+    log:
+        f"{RESULTS}/logs/baselines/info_{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/baselines/info_{{name}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/baseline_info.py"
+
+
+rule evaluate_baseline:
+    input:
+        predictions=f"{RESULTS}/baselines/{{name}}/test_poses_3d.npz",
+        store=f"{RESULTS}/dataset/test.zarr",
+    output:
+        table=f"{RESULTS}/baselines/{{name}}/mpjpe_per_action.csv",
+    params:
+        name="{name}",
+    log:
+        f"{RESULTS}/logs/baselines/evaluate_{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/baselines/evaluate_{{name}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/evaluate_baseline.py"
+
+
+# In-pipeline baselines (kinds lifting and integral3d; patchpose/baselines), k-fold over the training
+# subjects like keypoints2d: one training job per (baseline, fold), one prediction job per (baseline,
+# split); each fold model's learning curve (CSV) and one plot per baseline.
+
+
+rule train_baseline_fold:
+    input:
+        unpack(get_trained_baseline_training_inputs),
+    output:
+        model=f"{RESULTS}/baselines/{{name}}/models/fold{{fold}}.pt",
+        curve=f"{RESULTS}/baselines/{{name}}/curves/fold{{fold}}.csv",
+    wildcard_constraints:
+        name=get_trained_baseline_name_pattern(),
+    params:
+        kind=get_baseline_kind,
+        settings=get_trained_baseline_training_settings,
+        k=config["folds"]["k"],
+        seed=config["seed"],
+        checkpoint=f"{RESULTS}/baselines/{{name}}/checkpoints/fold{{fold}}.ckpt",
+    log:
+        f"{RESULTS}/logs/baselines/train_{{name}}_fold{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/baselines/train_{{name}}_fold{{fold}}.tsv"
+    threads: 1  # small networks: two fold jobs side by side use 2 cores better than one job on both
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/train_baseline_fold.py"
+
+
+rule predict_trained_baseline:
+    input:
+        unpack(get_trained_baseline_prediction_inputs),
+    output:
+        predictions=f"{RESULTS}/baselines/{{name}}/{{split}}_poses_3d.npz",
+    wildcard_constraints:
+        name=get_trained_baseline_name_pattern(),
+    params:
+        kind=get_baseline_kind,
+        batch_size=get_trained_baseline_prediction_batch_size,
+    log:
+        f"{RESULTS}/logs/baselines/predict_{{name}}_{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/baselines/predict_{{name}}_{{split}}.tsv"
+    threads: 1
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/predict_baseline.py"
+
+
+rule plot_baseline_learning_curves:
+    input:
+        curves=get_trained_baseline_curves,
+    output:
+        plot=f"{RESULTS}/baselines/{{name}}/learning_curves.png",
+    wildcard_constraints:
+        name=get_trained_baseline_name_pattern(),
+    params:
+        title="{name}",
+    log:
+        f"{RESULTS}/logs/baselines/plot_curves_{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/baselines/plot_curves_{{name}}.tsv"
+    conda:
+        "../envs/core.yaml"
+    script:
+        "../workflow_scripts/plot_baseline_curves.py"

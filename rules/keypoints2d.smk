@@ -1,0 +1,64 @@
+# Stage 2a, keypoints2d: a stacked hourglass with integral regression, k-fold over training subjects
+# (patchpose/keypoints2d, patchpose/folds.py). One job per fold model, one per split's predictions.
+
+
+rule train_keypoints2d_fold:
+    input:
+        train=f"{RESULTS}/dataset/train.zarr",
+    output:
+        model=f"{RESULTS}/keypoints2d/models/fold{{fold}}.pt",
+    params:
+        stage="keypoints2d",
+        settings=get_keypoints2d_training_settings(),
+        k=config["folds"]["k"],
+        seed=config["seed"],
+        checkpoint=f"{RESULTS}/keypoints2d/checkpoints/fold{{fold}}.ckpt",
+    log:
+        f"{RESULTS}/logs/keypoints2d/train_fold{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/keypoints2d/train_fold{{fold}}.tsv"
+    threads: 2
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/train_fold_model.py"
+
+
+rule predict_keypoints2d:
+    input:
+        dataset=f"{RESULTS}/dataset/{{split}}.zarr",
+        models=get_keypoints2d_fold_models,
+    output:
+        joints=f"{RESULTS}/keypoints2d/{{split}}_joints_2d.npz",
+    params:
+        stage="keypoints2d",
+        batch_size=config["keypoints2d"]["prediction_batch_size"],
+    log:
+        f"{RESULTS}/logs/keypoints2d/predict_{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/keypoints2d/predict_{{split}}.tsv"
+    threads: 2
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/predict_with_fold_models.py"
+
+
+rule evaluate_keypoints2d:
+    input:
+        stores=expand(f"{RESULTS}/dataset/{{split}}.zarr", split=SPLITS),
+        joints=expand(f"{RESULTS}/keypoints2d/{{split}}_joints_2d.npz", split=SPLITS),
+    output:
+        metrics=f"{RESULTS}/keypoints2d/metrics.csv",
+        sheets=expand(f"{RESULTS}/keypoints2d/{{split}}_contact_sheet.png", split=SPLITS),
+    params:
+        evaluation=config["keypoints2d"]["evaluation"],
+        splits=SPLITS,
+    log:
+        f"{RESULTS}/logs/keypoints2d/evaluate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/keypoints2d/evaluate.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/evaluate_keypoints2d.py"

@@ -1,0 +1,64 @@
+# Stage 2b, segmentation: NBF-style part segmenter, colour-encoded, k-fold over training subjects
+# (patchpose/segmentation, patchpose/folds.py). One job per fold model, one per split's predictions.
+
+
+rule train_segmentation_fold:
+    input:
+        train=f"{RESULTS}/dataset/train.zarr",
+    output:
+        model=f"{RESULTS}/segmentation/models/fold{{fold}}.pt",
+    params:
+        stage="segmentation",
+        settings=get_segmentation_training_settings(),
+        k=config["folds"]["k"],
+        seed=config["seed"],
+        checkpoint=f"{RESULTS}/segmentation/checkpoints/fold{{fold}}.ckpt",
+    log:
+        f"{RESULTS}/logs/segmentation/train_fold{{fold}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/segmentation/train_fold{{fold}}.tsv"
+    threads: 2
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/train_fold_model.py"
+
+
+rule predict_segmentation:
+    input:
+        dataset=f"{RESULTS}/dataset/{{split}}.zarr",
+        models=get_segmentation_fold_models,
+    output:
+        store=directory(f"{RESULTS}/segmentation/{{split}}.zarr"),
+    params:
+        stage="segmentation",
+        batch_size=config["segmentation"]["prediction_batch_size"],
+    log:
+        f"{RESULTS}/logs/segmentation/predict_{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/segmentation/predict_{{split}}.tsv"
+    threads: 2
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/predict_with_fold_models.py"
+
+
+rule evaluate_segmentation:
+    input:
+        stores=expand(f"{RESULTS}/dataset/{{split}}.zarr", split=SPLITS),
+        segmentations=expand(f"{RESULTS}/segmentation/{{split}}.zarr", split=SPLITS),
+    output:
+        metrics=f"{RESULTS}/segmentation/metrics.csv",
+        sheets=expand(f"{RESULTS}/segmentation/{{split}}_contact_sheet.png", split=SPLITS),
+    params:
+        evaluation=config["segmentation"]["evaluation"],
+        splits=SPLITS,
+    log:
+        f"{RESULTS}/logs/segmentation/evaluate.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/segmentation/evaluate.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../workflow_scripts/evaluate_segmentation.py"

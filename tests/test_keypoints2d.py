@@ -1,0 +1,137 @@
+"""2D keypoints: integral regression, augmentation geometry, the hourglass, metrics, and a tiny stage run."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from patchpose.augment import (
+    Augment,
+    jitter_colour,
+    pixels_to_unit,
+    sample_transforms,
+    unit_to_pixels,
+    warp,
+    warp_points,
+)
+from patchpose.keypoints2d.evaluate import evaluate, summarise
+from patchpose.keypoints2d.hourglass import StackedHourglass
+from patchpose.keypoints2d.integral import expected_coordinates, gaussian_targets, integral_loss, soft_argmax
+from patchpose.keypoints2d.stage import predict_split, train_fold
+from patchpose.skeleton import H36M
+from tests.dataset_factory import write_tiny_dataset
+from tests.test_training import tiny_keypoints_settings
+
+
+@given(st.integers(2, 40), st.integers(2, 40), st.data())
+@settings(max_examples=40, deadline=None)
+def test_soft_argmax_of_a_one_hot_heatmap_is_its_exact_cell_centre(h, w, data):
+    row, col = data.draw(st.integers(0, h - 1)), data.draw(st.integers(0, w - 1))
+    logits = torch.full((1, 1, h, w), -torch.inf)
+    logits[0, 0, row, col] = 0.0
+    x, y = soft_argmax(logits)[0, 0].tolist()
+    assert unit_to_pixels(x, w) == pytest.approx(col, abs=1e-5)
+    assert unit_to_pixels(y, h) == pytest.approx(row, abs=1e-5)
+
+
+def test_soft_argmax_is_differentiable_and_moves_towards_the_target():
+    logits = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    target = torch.tensor([[[0.6, -0.4]]])
+    (soft_argmax(logits) - target).abs().sum().backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    with torch.no_grad():
+        moved = soft_argmax(logits - 10 * logits.grad)
+    assert (moved - target).abs().sum() < (soft_argmax(torch.zeros(1, 1, 8, 8)) - target).abs().sum()
+
+
+def test_gaussian_target_is_normalised_and_centred():
+    coords = torch.tensor([[[0.1, -0.3]]])
+    target = gaussian_targets(coords, 32, sigma=1.5)
+    assert float(target.sum()) == pytest.approx(1.0, abs=1e-5)
+    assert torch.allclose(expected_coordinates(target), coords, atol=1e-3)
+
+
+def test_warped_image_and_warped_joints_agree():
+    """A bright dot at a joint moves exactly where warp_points moves the joint (flips swap left/right)."""
+    size = 33
+    rng = np.random.default_rng(3)
+    transforms = sample_transforms(rng, 6, Augment(scale=0.2, rotation_deg=40, flip=True, colour_jitter=0.0))
+    assert transforms.flipped.any() and not transforms.flipped.all()
+    joints_px = np.tile(np.array([[16.0, 16.0]]), (6, 17, 1))
+    joints_px[:, 4] = (10.0, 12.0)  # left_hip, away from the centre
+    images = torch.zeros(6, 1, size, size)
+    images[:, 0, 12, 10] = 1.0
+    warped = warp(images, transforms, size, mode="nearest")
+    moved = unit_to_pixels(warp_points(torch.as_tensor(pixels_to_unit(joints_px, size)).float(), transforms), size)
+    assert H36M.flip_permutation[4] == 1
+    checked = 0
+    for i in range(6):
+        joint = 1 if transforms.flipped[i] else 4  # left_hip shows as the right hip after a flip
+        ys, xs = np.nonzero(warped[i, 0].numpy())
+        if len(xs):  # nearest sampling may drop a single pixel under zoom-out; when present it must match
+            assert np.abs(moved[i, joint].numpy() - (xs.mean(), ys.mean())).max() <= 1.0
+            checked += 1
+    assert checked >= 3
+
+
+def test_channel_shuffle_permutes_channels_and_keeps_the_streams_aligned():
+    images = torch.rand(32, 3, 4, 4)
+    shuffle = Augment(scale=0.1, rotation_deg=10, flip=True, colour_jitter=0.0, channel_shuffle=True)
+    plain = Augment(scale=0.1, rotation_deg=10, flip=True, colour_jitter=0.0)
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    shuffled_draws, plain_draws = sample_transforms(rng_a, 32, shuffle), sample_transforms(rng_b, 32, plain)
+    assert rng_a.random() == rng_b.random()  # the same numbers were consumed with and without shuffling
+    assert torch.equal(shuffled_draws.matrices, plain_draws.matrices) and plain_draws.channel_order is None
+    out = jitter_colour(images, shuffled_draws)
+    orders = shuffled_draws.channel_order
+    assert len({tuple(o.tolist()) for o in orders}) > 1  # several permutations occur
+    for i in range(32):
+        assert sorted(orders[i].tolist()) == [0, 1, 2]
+        assert torch.allclose(out[i], images[i, orders[i]])
+    assert torch.allclose(jitter_colour(images, plain_draws), images)
+
+
+def test_hourglass_shapes_and_bad_sizes():
+    model = StackedHourglass(17, input_size=32, heatmap_size=16, stacks=2, features=8, depth=2)
+    outputs = model(torch.rand(2, 3, 32, 32))
+    assert len(outputs) == 2 and outputs[-1].shape == (2, 17, 16, 16)
+    assert integral_loss(outputs, torch.zeros(2, 17, 2), 0.1, 1.0).ndim == 0
+    with pytest.raises(ValueError, match="power of 2"):
+        StackedHourglass(17, input_size=48, heatmap_size=16, stacks=1, features=8, depth=1)
+    with pytest.raises(ValueError, match="divisible by 2"):
+        StackedHourglass(17, input_size=24, heatmap_size=6, stacks=1, features=8, depth=2)
+
+
+def test_summary_by_hand():
+    truth = np.zeros((1, 17, 2))
+    predicted = truth.copy()
+    predicted[0, 0] = (3.0, 4.0)  # 5 px off; the other 16 joints exact
+    summary = summarise(predicted, truth, threshold_px=4.0)
+    assert summary["mean_error_px"] == pytest.approx(5 / 17)
+    assert summary["pck"] == pytest.approx(16 / 17)
+
+
+def test_tiny_stage_trains_predicts_and_evaluates(tmp_path):
+    train = write_tiny_dataset(tmp_path / "train.zarr", num_frames=12, split="train")
+    test = write_tiny_dataset(tmp_path / "test.zarr", num_frames=5, split="test", seed=1)
+    settings_ = tiny_keypoints_settings(epochs=1)
+    models = []
+    for fold in range(2):
+        models.append(tmp_path / f"fold{fold}.pt")
+        train_fold(train, fold, 2, settings_, 0, models[-1], tmp_path / f"ckpt{fold}.pt")
+    joints = predict_split(train, models, "train", 5, tmp_path / "train.npz")
+    assert joints.shape == (12, 17, 2) and np.isfinite(joints).all()
+    # The tiny test store holds the training subjects: predicting it with the fold models is refused.
+    with pytest.raises(ValueError, match="training subjects"):
+        predict_split(test, models, "test", 5, tmp_path / "test.npz")
+    predictions = {"train": tmp_path / "train.npz", "test": tmp_path / "train.npz"}
+    sheets = {"train": tmp_path / "a.png", "test": tmp_path / "b.png"}
+    rows = evaluate({"train": train, "test": train}, predictions, 0.05, 4, tmp_path / "metrics.csv", sheets)
+    table = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [r["method"] for r in table] == ["network", "mean_pose_baseline"] * 2 and len(rows) == 4
+    assert (tmp_path / "a.png").stat().st_size > 0

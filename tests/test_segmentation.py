@@ -1,0 +1,112 @@
+"""Segmentation: colour encoding, label flips, IoU by hand, the RefineNet-like net, the store, a tiny stage run."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from patchpose.augment import PART_FLIP
+from patchpose.config import validate_config
+from patchpose.parts import NUM_PARTS, PALETTE, PART_NAMES
+from patchpose.segmentation.evaluate import confusion_counts, evaluate, iou_from_counts, mean_label_map
+from patchpose.segmentation.refinenet import RefineNetLite
+from patchpose.segmentation.stage import encode_probability_maps, predict_split, train_fold
+from patchpose.segmentation.store import open_segmentation
+from tests.conftest import default_config
+from tests.dataset_factory import write_tiny_dataset
+
+
+def test_one_hot_probabilities_encode_to_the_palette_colour():
+    labels = torch.arange(NUM_PARTS).reshape(1, 3, 5)
+    one_hot = torch.nn.functional.one_hot(labels, NUM_PARTS).permute(0, 3, 1, 2).float()
+    encoded = encode_probability_maps(one_hot)
+    assert encoded.shape == (1, 3, 3, 5)
+    assert np.array_equal(encoded[0].permute(1, 2, 0).numpy().reshape(-1, 3), PALETTE.astype(np.float32))
+
+
+def test_mixed_probabilities_encode_to_the_expected_colour():
+    probabilities = torch.zeros(1, NUM_PARTS, 1, 1)
+    probabilities[0, PART_NAMES.index("head"), 0, 0] = 0.25  # white
+    probabilities[0, 0, 0, 0] = 0.75  # black background
+    assert encode_probability_maps(probabilities)[0, :, 0, 0].tolist() == [63.75, 63.75, 63.75]
+
+
+def test_flip_swaps_left_and_right_parts_only():
+    for part, name in enumerate(PART_NAMES):
+        flipped = PART_NAMES[PART_FLIP[part]]
+        assert flipped == name.replace("left_", "R").replace("right_", "left_").replace("R", "right_")
+    assert PART_FLIP[PART_FLIP].tolist() == list(range(NUM_PARTS))
+
+
+def test_iou_by_hand_and_mean_label_map():
+    truth = np.array([[0, 0, 1, 1]])
+    predicted = np.array([[0, 1, 1, 1]])
+    iou, mean = iou_from_counts(confusion_counts(predicted, truth))
+    assert iou[0] == pytest.approx(1 / 2) and iou[1] == pytest.approx(2 / 3) and np.isnan(iou[2])
+    assert mean == pytest.approx((1 / 2 + 2 / 3) / 2)
+    labels = np.array([[[0, 2]], [[1, 2]], [[1, 0]]])
+    assert mean_label_map(labels).tolist() == [[1, 2]]
+
+
+def test_network_output_shape_and_bad_size():
+    model = RefineNetLite(NUM_PARTS, input_size=32, output_stride=2, width=4, levels=2, decoder_channels=8)
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, NUM_PARTS, 32, 32)
+    with pytest.raises(ValueError, match="divisible"):
+        RefineNetLite(NUM_PARTS, input_size=36, output_stride=2, width=4, levels=2, decoder_channels=8)
+
+
+def tiny_segmentation_settings() -> dict:
+    settings = validate_config(default_config())["segmentation"]
+    settings["model"].update(input_size=16, output_stride=2, width=4, levels=2, decoder_channels=8)
+    settings["training"].update(epochs=1, batch_size=4)
+    return {key: settings[key] for key in ("model", "training", "augment")}
+
+
+def test_tiny_stage_trains_segments_and_evaluates(tmp_path):
+    train = write_tiny_dataset(tmp_path / "train.zarr", num_frames=10, split="train")
+    models = []
+    for fold in range(2):
+        models.append(tmp_path / f"fold{fold}.pt")
+        train_fold(train, fold, 2, tiny_segmentation_settings(), 0, models[-1], tmp_path / f"ckpt{fold}.pt")
+    predict_split(train, models, "train", 3, tmp_path / "seg.zarr")
+    from patchpose.dataset_format import open_dataset
+
+    store = open_dataset(train)
+    segmentation = open_segmentation(tmp_path / "seg.zarr", store)
+    encoded, labels = segmentation.read_encoded(np.arange(10)), segmentation.read_labels(np.arange(10))
+    assert encoded.shape == (10, 3, 16, 16) and encoded.dtype == np.uint8 and labels.max() < NUM_PARTS
+    subjects = store.subject_names()
+    for fold in range(2):  # each frame predicted by the fold model that never saw its subject
+        trained = set(torch.load(models[fold], weights_only=False)["trained_subjects"])
+        assert not trained & set(subjects[segmentation.fold == fold])
+    evaluate({"train": train, "test": train}, {"train": tmp_path / "seg.zarr", "test": tmp_path / "seg.zarr"}, 3,
+             tmp_path / "metrics.csv", {"train": tmp_path / "a.png", "test": tmp_path / "b.png"})  # fmt: skip
+    table = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [r["method"] for r in table[:3]] == ["network", "all_background_baseline", "mean_label_map_baseline"]
+    assert "iou_left_hand" in table[0]
+
+
+def test_segmentation_of_other_frames_is_refused(tmp_path):
+    write_tiny_dataset(tmp_path / "a.zarr", num_frames=4, split="train")
+    from patchpose.dataset_format import open_dataset
+    from patchpose.segmentation.store import write_segmentation
+
+    other = ["S1/Walking/1/54138969/000000"] * 4
+    write_segmentation(
+        tmp_path / "s.zarr",
+        "train",
+        other,
+        (16, 16),
+        lambda a, b: (
+            np.zeros((b - a, 3, 16, 16), np.uint8),
+            np.zeros((b - a, 16, 16), np.uint8),
+            np.zeros(b - a, np.int64),
+        ),
+    )
+    with pytest.raises(ValueError, match="s.zarr: segments other frames"):
+        open_segmentation(tmp_path / "s.zarr", open_dataset(tmp_path / "a.zarr"))
+    with pytest.raises(ValueError, match="nothing.zarr"):
+        open_segmentation(tmp_path / "nothing.zarr")

@@ -1,0 +1,19 @@
+"""Snakemake script: train one fold's model of a k-fold stage (params.stage names the package module
+``patchpose.<stage>.stage``; rules/keypoints2d.smk, rules/segmentation.smk)."""
+
+import importlib
+
+from patchpose.workflow_logging import log_to_file
+
+with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
+    stage = importlib.import_module(f"patchpose.{snakemake.params.stage}.stage")  # noqa: F821
+    stage.train_fold(
+        store_path=snakemake.input.train,  # noqa: F821
+        fold=int(snakemake.wildcards.fold),  # noqa: F821
+        k=snakemake.params.k,  # noqa: F821
+        settings=snakemake.params.settings,  # noqa: F821
+        seed=snakemake.params.seed,  # noqa: F821
+        model_path=snakemake.output.model,  # noqa: F821
+        checkpoint_path=snakemake.params.checkpoint,  # noqa: F821
+        threads=snakemake.threads,  # noqa: F821
+    )
