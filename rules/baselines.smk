@@ -79,7 +79,7 @@ rule train_baseline_fold:
     wildcard_constraints:
         name=get_trained_baseline_name_pattern(),
     params:
-        kind=get_baseline_kind,
+        stage=get_trained_baseline_stage,
         settings=get_trained_baseline_training_settings,
         k=config["folds"]["k"],
         seed=config["seed"],
@@ -92,7 +92,7 @@ rule train_baseline_fold:
     conda:
         "../envs/torch.yaml"
     script:
-        "../workflow_scripts/train_baseline_fold.py"
+        "../workflow_scripts/train_fold_model.py"
 
 
 rule predict_trained_baseline:
@@ -103,7 +103,7 @@ rule predict_trained_baseline:
     wildcard_constraints:
         name=get_trained_baseline_name_pattern(),
     params:
-        kind=get_baseline_kind,
+        stage=get_trained_baseline_stage,
         batch_size=get_trained_baseline_prediction_batch_size,
     log:
         f"{RESULTS}/logs/baselines/predict_{{name}}_{{split}}.log",
@@ -113,7 +113,7 @@ rule predict_trained_baseline:
     conda:
         "../envs/torch.yaml"
     script:
-        "../workflow_scripts/predict_baseline.py"
+        "../workflow_scripts/predict_with_fold_models.py"
 
 
 rule plot_baseline_learning_curves:

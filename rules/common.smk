@@ -211,6 +211,11 @@ def get_trained_baseline_outputs():
     return [f"{RESULTS}/baselines/{name}/learning_curves.png" for name in get_trained_baseline_names()]
 
 
+def get_trained_baseline_stage(wildcards):
+    """The package module of a trained baseline's kind, ``patchpose.baselines.<kind>.stage``."""
+    return f"baselines.{get_baseline_kind(wildcards)}"
+
+
 def get_trained_baseline_training_settings(wildcards):
     """The keys that shape a trained baseline's fold models (all but its prediction batch size)."""
     block = config["baselines"][wildcards.name]

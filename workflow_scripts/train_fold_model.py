@@ -1,5 +1,6 @@
 """Snakemake script: train one fold's model of a k-fold stage (params.stage names the package module
-``patchpose.<stage>.stage``; rules/keypoints2d.smk, rules/segmentation.smk)."""
+``patchpose.<stage>.stage``: keypoints2d, segmentation, baselines.<kind>). Named inputs other than ``train``
+(e.g. lifting's ``joints_2d``) and a ``curve`` output (the baselines' learning curve) are passed on by name."""
 
 import importlib
 
@@ -7,6 +8,9 @@ from patchpose.workflow_logging import log_to_file
 
 with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
     stage = importlib.import_module(f"patchpose.{snakemake.params.stage}.stage")  # noqa: F821
+    extra = {name: path for name, path in snakemake.input.items() if name != "train"}  # noqa: F821
+    if "curve" in snakemake.output.keys():  # noqa: F821
+        extra["curve_path"] = snakemake.output.curve  # noqa: F821
     stage.train_fold(
         store_path=snakemake.input.train,  # noqa: F821
         fold=int(snakemake.wildcards.fold),  # noqa: F821
@@ -16,4 +20,5 @@ with log_to_file(snakemake.log[0]):  # noqa: F821 (injected by Snakemake)
         model_path=snakemake.output.model,  # noqa: F821
         checkpoint_path=snakemake.params.checkpoint,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
+        **extra,
     )
