@@ -15,7 +15,9 @@ Limb patch, per limb of ``H36M.limbs`` (the skeleton's limb order), from the two
    square of its longer side about the centre, so the aspect ratio is kept; the part of the square that
    leaves the frame reads as zeros. ``square=False`` (the alternative reading): the box is stretched to
    the square patch, filling it but distorting the limb's aspect ratio;
-5. resampled to ``cache_size``² px (the zoom to the network input size happens later, on the device).
+5. resampled to ``cache_size``² px: bilinear where the box is at most one frame px wider than the patch, the
+   area average of each patch pixel's footprint where it is larger (no aliasing of the limbs' ring textures;
+   ``patchpose.patches.sampler``). The zoom to the network input size happens later, on the device.
 """
 
 from __future__ import annotations
