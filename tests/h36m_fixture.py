@@ -7,7 +7,9 @@
   ``Sitting 1`` has background masks (MATLAB v7.3 / HDF5) whose foreground is the image's left half.
 * S11 (test): ``Directions`` (camera 54138969's video truncated: corrupt) and ``Directions 1``; the latter's
   videos have 1 extra frame.
-* ``metadata.xml`` with the shipped camera ids and intrinsics.
+* ``metadata.xml`` with the shipped camera ids and intrinsics and the ``<mapping>`` table laid out like the
+  real file (``write_metadata``): S11's subaction 1 of Directions is "Directions 1", S1's SittingDown 2 is
+  "SittingDown" and Photo 2 "TakingPhoto", so the frame ids differ from a rank-by-suffix numbering.
 
 Poses (CDF ``Pose`` (1, F, 96), world mm, written with cdflib) are a standing figure walking and turning
 around the capture volume's centre. Every video frame is a flat colour that encodes the frame index and
@@ -26,7 +28,7 @@ import numpy as np
 from cdflib import cdfwrite
 
 from patchpose.camera import h36m_camera
-from patchpose.h36m.layout import CAMERA_IDS, mask_path, pose_path, video_path
+from patchpose.h36m.layout import CAMERA_IDS, action_of_id, mask_path, pose_path, subaction_table, video_path
 from patchpose.h36m.metadata import EXTRINSICS_COUNT, intrinsics_vector
 from patchpose.skeleton import RAW32_TO_H36M17
 
@@ -101,8 +103,34 @@ def write_masks(path: Path, num: int, size: tuple[int, int]) -> None:
         handle.create_dataset("Masks", data=np.array(refs, dtype=h5py.ref_dtype).reshape(-1, 1))
 
 
-def write_metadata(path: Path, change: float = 0.0) -> None:
-    """``metadata.xml`` with the shipped ids and intrinsics (``change`` is added to camera 0's fx)."""
+XML_SUBJECTS = tuple(f"S{i}" for i in range(1, 12))  # the real table has a column for each of S1 ... S11
+
+
+def mapping_rows(overrides: dict | None = None) -> list[list[str]]:
+    """The ``<mapping>`` rows: a header (two labels, then S1 ... S11), then ``action id, subaction id, names``
+    for action ids 1..16 x subactions 1, 2. Names: the shipped table for the subjects with poses; placeholders
+    for ``_ALL`` and for S2, S3, S4, S10 (never compared). ``overrides[(subject, action, subaction)] = name``."""
+    table, overrides = subaction_table(), overrides or {}
+    rows = [["action", "subaction", *XML_SUBJECTS]]
+    for number in range(1, 17):
+        action = action_of_id(number) if number > 1 else "_ALL"
+        for subaction in (1, 2):
+            names = []
+            for subject in XML_SUBJECTS:
+                if number == 1:
+                    name = "_ALL 1" if subaction == 1 else "_ALL"
+                elif subject in table:
+                    name = table[subject][action][subaction - 1]
+                else:
+                    name = f"{action} {subaction}"
+                names.append(overrides.get((subject, action, subaction), name))
+            rows.append([str(number), str(subaction), *names])
+    return rows
+
+
+def write_metadata(path: Path, change: float = 0.0, rows: list[list[str]] | None = None) -> None:
+    """``metadata.xml`` with the shipped ids and intrinsics (``change`` is added to camera 0's fx) and the
+    ``<mapping>`` table ``rows`` (default ``mapping_rows()``; ``[]`` leaves the table out)."""
     root = ET.Element("metadata")
     dbcameras = ET.SubElement(root, "dbcameras")
     index2id = ET.SubElement(dbcameras, "index2id")
@@ -111,6 +139,13 @@ def write_metadata(path: Path, change: float = 0.0) -> None:
     values = np.concatenate([np.zeros(EXTRINSICS_COUNT), *[intrinsics_vector(c) for c in CAMERA_IDS]])
     values[EXTRINSICS_COUNT] += change
     ET.SubElement(root, "w0").text = "[" + " ".join(repr(float(v)) for v in values) + "]"
+    rows = mapping_rows() if rows is None else rows
+    if rows:
+        mapping = ET.SubElement(root, "mapping")
+        for cells in rows:
+            row = ET.SubElement(mapping, "tr")
+            for text in cells:
+                ET.SubElement(row, "td").text = text
     ET.ElementTree(root).write(path)
 
 

@@ -12,6 +12,7 @@ import pytest
 from patchpose.camera import h36m_camera, project, world_to_camera
 from patchpose.crop_geometry import apply_affine
 from patchpose.dataset_format import open_dataset, parse_frame_id
+from patchpose.h36m.external_ids import frame_id_from_image_name
 from patchpose.h36m.extract import H36MSettings, extract_sequence, list_sequences
 from patchpose.h36m.layout import CAMERA_IDS, H36MLayoutError, sequence_key
 from patchpose.h36m.merge import merge_split, sha256_lines
@@ -19,7 +20,15 @@ from patchpose.h36m.metadata import check_metadata
 from patchpose.h36m.pseudo_labels import pseudo_part_labels
 from patchpose.h36m.video import H36MVideoError
 from patchpose.h36m.workflow import run_extract_sequence
-from tests.h36m_fixture import SEQUENCES, build_release, frame_colour, make_poses, write_cdf, write_metadata
+from tests.h36m_fixture import (
+    SEQUENCES,
+    build_release,
+    frame_colour,
+    make_poses,
+    mapping_rows,
+    write_cdf,
+    write_metadata,
+)
 
 EXPECTED_ROWS = {  # (subject, name) -> kept frame indices per camera (train stride 5, test every 64)
     ("S1", "TakingPhoto"): [0, 5, 10],
@@ -29,10 +38,11 @@ EXPECTED_ROWS = {  # (subject, name) -> kept frame indices per camera (train str
     ("S11", "Directions"): [0, 64],
     ("S11", "Directions 1"): [0, 64],
 }
-SUBACTION = {("S11", "Directions"): 1, ("S11", "Directions 1"): 2}
-NAME_OF = {("S1", "Photo", 1): "TakingPhoto", ("S1", "WalkDog", 1): "WalkingDog 1", ("S1", "Sitting", 1): "Sitting 1",
-           ("S1", "SittingDown", 1): "SittingDown", ("S11", "Directions", 1): "Directions",
-           ("S11", "Directions", 2): "Directions 1"}  # fmt: skip
+# (subject, action, subaction) of our frame ids -> the release file it must come from: the release's own numbers
+# (metadata.xml's mapping table), not a rank of the suffixes (which would give S11 "Directions" subaction 1).
+NAME_OF = {("S1", "Photo", 2): "TakingPhoto", ("S1", "WalkDog", 1): "WalkingDog 1", ("S1", "Sitting", 1): "Sitting 1",
+           ("S1", "SittingDown", 2): "SittingDown", ("S11", "Directions", 2): "Directions",
+           ("S11", "Directions", 1): "Directions 1"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -98,17 +108,22 @@ def test_stores_match_what_the_fixture_put_in(release, extracted):
             assert by_camera == [(c, i) for c in cameras for i in EXPECTED_ROWS[key]], key
 
 
-def test_ids_and_spellings(extracted):
+def test_ids_carry_the_release_subaction_numbers(extracted):
     out, _ = extracted
     store = open_dataset(out / "train.zarr")
     assert store.subjects == ("S1",)
-    actions = {store.actions[a] for a in store.action}
-    assert actions == {"Photo", "WalkDog", "Sitting", "SittingDown"}
+    train = {(parse_frame_id(t).action, parse_frame_id(t).subaction) for t in store.frame_ids()}
+    assert train == {("Photo", 2), ("WalkDog", 1), ("Sitting", 1), ("SittingDown", 2)}
     test = open_dataset(out / "test.zarr")
-    assert sorted(set(zip(test.action_names().tolist(), test.subaction.tolist(), strict=True))) == [
-        ("Directions", 1),
-        ("Directions", 2),
-    ]
+    ids = test.frame_ids()
+    assert ids[0] == "S11/Directions/1/54138969/000000"  # "Directions 1" is subaction 1, rows in subaction order
+    assert "S11/Directions/2/55011271/000064" in ids and "S11/Directions/2/54138969/000000" not in ids  # dropped
+    # MMPose's names of the same frames (release file name, camera, 1-based image number) give the same ids
+    for text in ids:
+        fid = parse_frame_id(text)
+        name = NAME_OF[(fid.subject, fid.action, fid.subaction)].replace(" ", "_")
+        folder = f"{fid.subject}_{name}.{fid.camera_id}"
+        assert frame_id_from_image_name(f"{fid.subject}/{folder}/{folder}_{fid.frame_index + 1:06d}.jpg") == text
 
 
 def test_manifest_counts_are_exact(extracted):
@@ -131,7 +146,9 @@ def test_manifest_counts_are_exact(extracted):
     assert test["frame_list_sha256"] == sha256_lines(open_dataset(out / "test.zarr").frame_ids())
     assert open_dataset(out / "test.zarr").attrs["frame_list_sha256"] == test["frame_list_sha256"]
     second = test["subjects"]["S11"]["Directions"]["Directions 1"]
-    assert second["subaction"] == 2 and set(second["cameras"]) == {str(c) for c in CAMERA_IDS}
+    assert second["subaction"] == 1 and set(second["cameras"]) == {str(c) for c in CAMERA_IDS}
+    assert test["subjects"]["S11"]["Directions"]["Directions"]["subaction"] == 2
+    assert train["subjects"]["S1"]["SittingDown"]["SittingDown"]["subaction"] == 2
     assert all(c["extra_frames_dropped"] == 1 for c in second["cameras"].values())
     assert "54138969" not in test["subjects"]["S11"]["Directions"]["Directions"]["cameras"]
 
@@ -205,9 +222,12 @@ def test_missing_video_names_it_unless_expected_absent(tmp_path):
     )
 
 
-def test_unknown_action_names_the_file(tmp_path):
+def test_unknown_action_or_recording_names_the_file(tmp_path):
     root = minimal_release(tmp_path / "rel", "Dancing 1")
     with pytest.raises(H36MLayoutError, match=r"D3_Positions/Dancing 1\.cdf: unknown action 'Dancing'"):
+        list_sequences(settings(root), "S1")
+    root = minimal_release(tmp_path / "rel2", "Sitting")  # S1's sittings are "Sitting 1" and "Sitting 2"
+    with pytest.raises(H36MLayoutError, match=r"D3_Positions/Sitting\.cdf: sequence 'Sitting' is not one of S1's"):
         list_sequences(settings(root), "S1")
 
 
@@ -244,6 +264,26 @@ def test_metadata_is_checked(release, tmp_path):
     (bad / "S1").symlink_to(root / "S1")
     with pytest.raises(H36MLayoutError, match="metadata.xml"):
         run_extract_sequence(settings(bad).to_config(), "S1", "TakingPhoto", str(tmp_path / "x"))
+
+
+def test_ids_are_the_same_with_or_without_metadata_and_a_disagreeing_table_stops(release, tmp_path):
+    root, _ = release
+    bare = tmp_path / "bare"  # the same release without metadata.xml
+    bare.mkdir()
+    (bare / "S1").symlink_to(root / "S1")
+    with_xml = run_extract_sequence(settings(root).to_config(), "S1", "SittingDown", str(tmp_path / "a"))
+    without = run_extract_sequence(settings(bare).to_config(), "S1", "SittingDown", str(tmp_path / "b"))
+    assert with_xml["subaction"] == without["subaction"] == 2  # S1's SittingDown 1 is "SittingDown 2"
+    ids = open_dataset(tmp_path / "a" / "frames.zarr").frame_ids()
+    assert ids == open_dataset(tmp_path / "b" / "frames.zarr").frame_ids()
+    assert ids[0] == "S1/SittingDown/2/54138969/000000"
+    # a metadata.xml whose table says the file on disk, "SittingDown", is subaction 1 (and lists a "SittingDown 1")
+    table = {("S1", "SittingDown", 1): "SittingDown", ("S1", "SittingDown", 2): "SittingDown 1"}
+    write_metadata(bare / "metadata.xml", rows=mapping_rows(table))
+    message = r"bare/metadata\.xml: <mapping> gives S1 SittingDown subaction 1 as 'SittingDown'"
+    with pytest.raises(H36MLayoutError, match=message):
+        run_extract_sequence(settings(bare).to_config(), "S1", "SittingDown", str(tmp_path / "c"))
+    assert not (tmp_path / "c").exists()
 
 
 def test_fixture_covers_the_quirks():

@@ -67,9 +67,14 @@ def test_run_then_resume_only_what_is_missing(h36m_workflow):
     assert "h36m train: 36 frames from 4 sequences (16 videos), 0 dropped items" in run.stdout + run.stderr
     dataset = h36m_workflow / "results" / "h36m" / "dataset"
     assert open_dataset(dataset / "train.zarr").num_frames == 36
-    assert open_dataset(dataset / "test.zarr").num_frames == 14
+    test = open_dataset(dataset / "test.zarr")
+    assert test.num_frames == 14
+    # the release's own subaction numbers: S11 "Directions 1" is subaction 1, "Directions" (camera 1 dropped) 2
+    assert test.frame_ids()[:2] == ["S11/Directions/1/54138969/000000", "S11/Directions/1/54138969/000064"]
+    assert "S11/Directions/2/55011271/000000" in test.frame_ids()
     manifest = json.loads((dataset / "test_manifest.json").read_text())
     assert manifest["totals"]["frames"] == 14 and manifest["metadata_xml"]["agrees"] is True
+    assert "subaction mapping" in manifest["metadata_xml"]["checked"]
     assert not list(dataset.rglob("*.tmp-*"))
 
     again = run_snakemake(h36m_workflow, *DATASET, "--configfile", "config.yaml", "-n")

@@ -109,4 +109,6 @@ def scan_npz_sequences(root: str | Path, npz_path: str | Path, subject: str) -> 
             name = path.name.split(".")[0]
             if "_ALL" not in name:
                 release[npz_sequence_name(name)] = name
-    return assign_subactions(subject, [release.get(key, key) for key in keys], {k: str(npz_path) for k in keys})
+    names = [release.get(key, key) for key in keys]  # two keys of one recording: an error in assign_subactions
+    where = {name: f"{npz_path}: {subject}/{key}" for name, key in zip(names, keys, strict=True)}
+    return assign_subactions(subject, names, where)
