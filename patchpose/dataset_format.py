@@ -265,6 +265,23 @@ class DatasetStore:
             self._frame_ids = [f"{s}/{a}/{sub}/{cam}/{index:06d}" for s, a, (sub, cam, index) in columns]
         return self._frame_ids
 
+    def crop_side(self) -> int:
+        """S px, the side of the store's square crops (``frame_size`` = [S, S]).
+
+        The format allows H != W, but the stages after it treat a crop as a square: they resize it to a
+        square network input, map crop px <-> unit crop coordinates with one scale for x and y
+        (``patchpose.augment.pixels_to_unit``) and measure PCK against its side. Every dataset source
+        writes square crops; a non-square store is refused here (``ValueError`` naming it) rather than
+        silently distorted.
+        """
+        height, width = self.frame_size
+        if height != width:
+            raise ValueError(
+                f"{self.path}: frame_size [H, W] = {list(self.frame_size)} is not square; the stages after the "
+                f"dataset need square crops (H == W), as every dataset source writes them"
+            )
+        return int(height)
+
     def _read(self, name: str, indices) -> np.ndarray:
         indices = np.asarray(indices)
         if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):

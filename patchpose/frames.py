@@ -18,15 +18,15 @@ CHUNK = 512
 
 
 def load_frames(store: DatasetStore, indices: np.ndarray, size: int) -> torch.Tensor:
-    """(len(indices), 3, size, size) uint8 crops of ``store`` frames ``indices`` (any order)."""
+    """(len(indices), 3, size, size) uint8 crops of ``store`` frames ``indices`` (any order); the store's
+    crops must be square (``DatasetStore.crop_side``), so resizing keeps the aspect ratio."""
     indices = np.asarray(indices, dtype=np.int64)
+    resize = store.crop_side() != size
     out = np.empty((len(indices), size, size, 3), dtype=np.uint8)
     for start in range(0, len(indices), CHUNK):
         chunk = store.read_frames(indices[start : start + CHUNK])
         for offset, frame in enumerate(chunk):
-            out[start + offset] = (
-                frame if frame.shape[0] == size else cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
-            )
+            out[start + offset] = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) if resize else frame
     return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 

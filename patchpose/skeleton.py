@@ -17,7 +17,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Skeleton", "H36M", "JOINT_NAMES", "PARENTS", "LIMBS", "NUM_JOINTS", "NUM_LIMBS", "RAW32_TO_H36M17"]
+__all__ = [
+    "Skeleton",
+    "H36M",
+    "JOINT_NAMES",
+    "PARENTS",
+    "LIMBS",
+    "NUM_JOINTS",
+    "NUM_LIMBS",
+    "NUM_RAW_JOINTS",
+    "RAW32_TO_H36M17",
+]
+
+NUM_RAW_JOINTS = 32  # joints of the raw Human3.6M motion capture, which ``raw32_selection`` indexes
 
 
 def _frozen_array(values, dtype) -> np.ndarray:
@@ -37,14 +49,42 @@ class Skeleton:
     raw32_selection: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        n = len(self.joint_names)
-        assert len(self.parents) == n, "one parent per joint"
-        assert self.parents[0] == -1 and all(-1 < p < j for j, p in enumerate(self.parents) if j > 0), (
-            "root first, every parent precedes its child"
-        )
-        assert len(set(self.joint_names)) == n, "joint names are unique"
-        assert not set(self.left_joints) & set(self.right_joints), "left and right are disjoint"
-        assert len(self.left_joints) == len(self.right_joints), "left/right pair up"
+        """``ValueError`` naming the broken rule unless the table is a tree as the module docstring describes."""
+
+        def fail(problem: str):
+            raise ValueError(f"Skeleton: {problem}")
+
+        for field in ("joint_names", "parents", "left_joints", "right_joints", "raw32_selection"):
+            if not isinstance(getattr(self, field), tuple):
+                fail(f"{field} must be a tuple, got {type(getattr(self, field)).__name__}")
+        names, n = self.joint_names, len(self.joint_names)
+        if n < 2:
+            fail(f"needs a root and at least one limb, got {n} joints")
+        if len(set(names)) != n:
+            fail(f"joint names must be unique, repeated: {sorted({name for name in names if names.count(name) > 1})}")
+        if len(self.parents) != n:
+            fail(f"one parent per joint, got {len(self.parents)} parents for {n} joints")
+        if self.parents[0] != -1:
+            fail(f"joint 0 ({names[0]}) must be the root (parent -1), got parent {self.parents[0]}")
+        for joint, parent in enumerate(self.parents[1:], start=1):
+            if not 0 <= parent < joint:
+                fail(f"the parent of joint {joint} ({names[joint]}) must come before it (0..{joint - 1}), got {parent}")
+        if len(self.left_joints) != len(self.right_joints):
+            fail(
+                f"left and right joints must pair up, got {len(self.left_joints)} left, {len(self.right_joints)} right"
+            )
+        sides = self.left_joints + self.right_joints
+        if any(not 0 < joint < n for joint in sides) or len(set(sides)) != len(sides):
+            fail(
+                f"left and right joints must be distinct non-root joints 1..{n - 1}, got left {self.left_joints}, "
+                f"right {self.right_joints}"
+            )
+        raw = self.raw32_selection
+        if len(raw) != n or len(set(raw)) != n or any(not 0 <= index < NUM_RAW_JOINTS for index in raw):
+            fail(
+                f"raw32_selection must pick {n} distinct raw joints, one per joint, each 0..{NUM_RAW_JOINTS - 1}, "
+                f"got {raw}"
+            )
 
     @property
     def num_joints(self) -> int:

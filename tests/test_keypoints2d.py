@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import io
+import math
 
 import numpy as np
 import pytest
@@ -19,12 +21,13 @@ from patchpose.augment import (
     warp,
     warp_points,
 )
+from patchpose.dataset_format import DatasetWriter, open_dataset
 from patchpose.keypoints2d.evaluate import evaluate, summarise
 from patchpose.keypoints2d.hourglass import StackedHourglass
 from patchpose.keypoints2d.integral import expected_coordinates, gaussian_targets, integral_loss, soft_argmax
 from patchpose.keypoints2d.stage import predict_split, train_fold
 from patchpose.skeleton import H36M
-from tests.dataset_factory import write_tiny_dataset
+from tests.dataset_factory import TINY_ACTIONS, TINY_SUBJECTS, make_tiny_batch, write_tiny_dataset
 from tests.test_training import tiny_keypoints_settings
 
 
@@ -135,3 +138,58 @@ def test_tiny_stage_trains_predicts_and_evaluates(tmp_path):
     table = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert [r["method"] for r in table] == ["network", "mean_pose_baseline"] * 2 and len(rows) == 4
     assert (tmp_path / "a.png").stat().st_size > 0
+
+
+def _store_with_joints(path, joints_2d: np.ndarray, split: str, frame_size=(16, 16)):
+    """A tiny store whose ``joints_2d`` are the given (N, 17, 2) crop px."""
+    batch = make_tiny_batch(len(joints_2d), frame_size, np.random.default_rng(0), with_part_labels=False)
+    batch["joints_2d"] = np.asarray(joints_2d, np.float32)
+    header = {"source": "synthetic", "split": split, "subjects": TINY_SUBJECTS, "actions": TINY_ACTIONS}
+    with DatasetWriter(path, num_frames=len(joints_2d), frame_size=frame_size, has_part_labels=False, **header) as out:
+        out.write(0, batch)
+    return path
+
+
+def _prediction_file(path, store_path, joints_2d: np.ndarray):
+    """A ``{split}_joints_2d.npz`` as ``predict_split`` writes it, holding ``joints_2d``."""
+    store, buffer = open_dataset(store_path), io.BytesIO()
+    np.savez(buffer, joints_2d=np.asarray(joints_2d, np.float32), fold=np.zeros(store.num_frames, np.int64),
+             frame_ids=np.array(store.frame_ids()), split=np.array(store.split))  # fmt: skip
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def test_evaluate_by_hand(tmp_path):
+    """Every metric of a constructed case, worked out by hand: 16 px crops, PCK at 0.25 x 16 = 4 px."""
+    train_truth = np.stack([np.full((17, 2), 4.0), np.full((17, 2), 8.0)])  # mean pose: every joint at (6, 6)
+    test_truth = np.stack([np.full((17, 2), (6.0, 11.0)), np.full((17, 2), (9.0, 10.0))])  # both 5 px from it
+    train_predicted, test_predicted = train_truth.copy(), test_truth.copy()
+    train_predicted[1] += (3.0, 4.0)  # frame 1: all 17 joints 5 px off, frame 0 exact
+    test_predicted[0, 0] += (6.0, 8.0)  # frame 0: one joint 10 px off
+    test_predicted[1] += (0.0, 3.0)  # frame 1: all 17 joints 3 px off
+    stores = {
+        "train": _store_with_joints(tmp_path / "train.zarr", train_truth, "train"),
+        "test": _store_with_joints(tmp_path / "test.zarr", test_truth, "test"),
+    }
+    predictions = {
+        "train": _prediction_file(tmp_path / "train_joints_2d.npz", stores["train"], train_predicted),
+        "test": _prediction_file(tmp_path / "test_joints_2d.npz", stores["test"], test_predicted),
+    }
+    sheets = {split: tmp_path / f"{split}.png" for split in stores}
+    rows = evaluate(stores, predictions, 0.25, 2, tmp_path / "metrics.csv", sheets)
+    expected = {  # (mean px, median px, PCK) over the 34 joints of each split's 2 frames
+        ("train", "network"): (17 * 5 / 34, (0 + 5) / 2, 17 / 34),
+        ("train", "mean_pose_baseline"): (math.sqrt(8), math.sqrt(8), 1.0),  # every joint (2, 2) px off
+        ("test", "network"): ((10 + 17 * 3) / 34, 3.0, 33 / 34),  # sorted: 16 zeros, 17 threes, one 10
+        ("test", "mean_pose_baseline"): (5.0, 5.0, 0.0),
+    }
+    table = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [(row["split"], row["method"]) for row in rows] == list(expected)
+    for row, written in zip(rows, table, strict=True):
+        mean, median, pck = expected[row["split"], row["method"]]
+        assert (row["frames"], row["pck_threshold_px"]) == (2, 4.0)
+        assert (row["mean_error_px"], row["median_error_px"], row["pck"]) == pytest.approx((mean, median, pck))
+        assert (written["split"], written["method"], written["frames"]) == (row["split"], row["method"], "2")
+        for column in ("mean_error_px", "median_error_px", "pck", "pck_threshold_px"):
+            assert float(written[column]) == pytest.approx(row[column], abs=5e-5), column
+    assert all(path.stat().st_size > 0 for path in sheets.values())

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import hashlib
 import io
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from patchpose import atomic
 from patchpose.dataset_format import open_dataset
 from patchpose.patches.geometry import LimbPatchGeometry, limb_patch_geometry, whole_frame_geometry
 from patchpose.patches.sampler import cut_patches
@@ -143,22 +149,95 @@ def test_store_of_other_frames_is_rejected(inputs, written, tmp_path):
         open_patch_store(written, other)
 
 
+def _zeros(start, stop):
+    return (
+        np.zeros((stop - start, 16, 6, 8, 8), np.uint8),
+        np.zeros((stop - start, 16, 2, 3)),
+        np.zeros((stop - start, 16, 4)),
+    )
+
+
+def _write_small(path: Path, produce=_zeros) -> Path:
+    return write_patch_store(
+        path, kind="limbs", source="groundtruth", split="test", frame_ids=[f"f{i}" for i in range(10)],
+        frame_size=(32, 32), patch_names=H36M.limb_names, patch_size=8, geometry={}, compressor="lz4",
+        compression_level=1, chunk_frames=2, produce=produce,
+    )  # fmt: skip
+
+
 def test_killed_writer_leaves_nothing(tmp_path):
     def produce(start, stop):
         if start >= 4:
             raise KeyboardInterrupt("killed")
-        return (
-            np.zeros((stop - start, 16, 6, 8, 8), np.uint8),
-            np.zeros((stop - start, 16, 2, 3)),
-            np.zeros((stop - start, 16, 4)),
-        )
+        return _zeros(start, stop)
 
     with pytest.raises(KeyboardInterrupt):
-        write_patch_store(
-            tmp_path / "killed.zarr", kind="limbs", source="groundtruth", split="test",
-            frame_ids=[f"f{i}" for i in range(10)], frame_size=(32, 32), patch_names=H36M.limb_names, patch_size=8,
-            geometry={}, compressor="lz4", compression_level=1, chunk_frames=2, produce=produce,
-        )  # fmt: skip
+        _write_small(tmp_path / "killed.zarr", produce)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _tree_digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by path relative to it."""
+    return {
+        str(f.relative_to(root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in root.rglob("*") if f.is_file()
+    }
+
+
+def test_store_is_flushed_whole_and_final_before_it_appears(inputs, tmp_path, monkeypatch):
+    """The durability step sees every file exactly as published (nothing written after it, e.g. the
+    attrs), and runs before the store appears at its path."""
+    target, flushed, flush = tmp_path / "durable.zarr", [], atomic._fsync_tree
+
+    def record(root: Path) -> None:
+        flushed.append((target.exists(), _tree_digests(root)))
+        flush(root)
+
+    monkeypatch.setattr(atomic, "_fsync_tree", record)
+    write_limb_patches(inputs["dataset"], inputs["segmentation"], target, source="groundtruth", geometry=GEOMETRY,
+                       storage=LZ4)  # fmt: skip
+    assert len(flushed) == 1, "the store was never flushed to disk before it was published"
+    existed, digests = flushed[0]
+    assert not existed and digests == _tree_digests(target)
+    assert len([name for name in digests if name.startswith("patches/c.")]) == 11  # one chunk file per frame
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="syncfs and /proc/self/fd are Linux's")
+def test_store_is_synced_with_one_syncfs_or_an_fsync_per_file(tmp_path, monkeypatch):
+    synced = []
+
+    def fake_syncfs(fd):
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        return 0
+
+    monkeypatch.setattr(atomic, "_SYNCFS", fake_syncfs)
+    _write_small(tmp_path / "syncfs.zarr")
+    assert len(synced) == 1 and synced[0].name.startswith("syncfs.zarr.tmp-")  # the tree, before the rename
+
+    fsynced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        fsynced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(atomic, "_SYNCFS", None)  # a platform without syncfs: every file on its own
+    monkeypatch.setattr(os, "fsync", fsync)
+    target = _write_small(tmp_path / "fsync.zarr")
+    (temporary,) = {
+        path.parent for path in fsynced if path.name == "zarr.json" and "fsync.zarr.tmp-" in path.parent.name
+    }
+    files = {str(path.relative_to(temporary)) for path in fsynced if path.is_relative_to(temporary)}
+    assert files >= {str(f.relative_to(target)) for f in target.rglob("*") if f.is_file()} | {"."}
+
+
+def test_failed_sync_publishes_nothing(tmp_path, monkeypatch):
+    def failing_syncfs(fd):
+        ctypes.set_errno(errno.EIO)
+        return -1
+
+    monkeypatch.setattr(atomic, "_SYNCFS", failing_syncfs)
+    with pytest.raises(OSError, match=r"failing\.zarr\.tmp-.*: syncfs failed: Input/output error"):
+        _write_small(tmp_path / "failing.zarr")
     assert list(tmp_path.iterdir()) == []
 
 

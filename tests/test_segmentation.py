@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -10,13 +11,14 @@ import torch
 
 from patchpose.augment import PART_FLIP
 from patchpose.config import validate_config
-from patchpose.parts import NUM_PARTS, PALETTE, PART_NAMES
+from patchpose.dataset_format import DatasetWriter, open_dataset
+from patchpose.parts import NUM_PARTS, PALETTE, PART_NAMES, encode_labels
 from patchpose.segmentation.evaluate import confusion_counts, evaluate, iou_from_counts, mean_label_map
 from patchpose.segmentation.refinenet import RefineNetLite
 from patchpose.segmentation.stage import encode_probability_maps, predict_split, train_fold
-from patchpose.segmentation.store import open_segmentation
+from patchpose.segmentation.store import open_segmentation, write_segmentation
 from tests.conftest import default_config
-from tests.dataset_factory import write_tiny_dataset
+from tests.dataset_factory import TINY_ACTIONS, TINY_SUBJECTS, make_tiny_batch, write_tiny_dataset
 
 
 def test_one_hot_probabilities_encode_to_the_palette_colour():
@@ -72,8 +74,6 @@ def test_tiny_stage_trains_segments_and_evaluates(tmp_path):
         models.append(tmp_path / f"fold{fold}.pt")
         train_fold(train, fold, 2, tiny_segmentation_settings(), 0, models[-1], tmp_path / f"ckpt{fold}.pt")
     predict_split(train, models, "train", 3, tmp_path / "seg.zarr")
-    from patchpose.dataset_format import open_dataset
-
     store = open_dataset(train)
     segmentation = open_segmentation(tmp_path / "seg.zarr", store)
     encoded, labels = segmentation.read_encoded(np.arange(10)), segmentation.read_labels(np.arange(10))
@@ -91,9 +91,6 @@ def test_tiny_stage_trains_segments_and_evaluates(tmp_path):
 
 def test_segmentation_of_other_frames_is_refused(tmp_path):
     write_tiny_dataset(tmp_path / "a.zarr", num_frames=4, split="train")
-    from patchpose.dataset_format import open_dataset
-    from patchpose.segmentation.store import write_segmentation
-
     other = ["S1/Walking/1/54138969/000000"] * 4
     write_segmentation(
         tmp_path / "s.zarr",
@@ -110,3 +107,93 @@ def test_segmentation_of_other_frames_is_refused(tmp_path):
         open_segmentation(tmp_path / "s.zarr", open_dataset(tmp_path / "a.zarr"))
     with pytest.raises(ValueError, match="nothing.zarr"):
         open_segmentation(tmp_path / "nothing.zarr")
+
+
+def _store_with_labels(path, labels: np.ndarray, split: str):
+    """A tiny store whose ``part_labels`` are the given (N, H, W) part ids."""
+    batch = make_tiny_batch(len(labels), labels.shape[1:], np.random.default_rng(0))
+    batch["part_labels"] = np.asarray(labels, np.uint8)
+    header = {"source": "synthetic", "split": split, "subjects": TINY_SUBJECTS, "actions": TINY_ACTIONS}
+    with DatasetWriter(
+        path, num_frames=len(labels), frame_size=labels.shape[1:], has_part_labels=True, **header
+    ) as out:
+        out.write(0, batch)
+    return path
+
+
+def _segmentation_of(path, store_path, labels: np.ndarray):
+    """A segmentation store predicting ``labels`` (N, H, W) for the frames of the store at ``store_path``."""
+    store = open_dataset(store_path)
+
+    def produce(start, stop):
+        return encode_labels(labels[start:stop]).transpose(0, 3, 1, 2), labels[start:stop], np.zeros(stop - start)
+
+    write_segmentation(path, store.split, store.frame_ids(), store.frame_size, produce)
+    return path
+
+
+def test_evaluate_by_hand(tmp_path):
+    """IoU per part and mean IoU of the network and both baselines on 2 x 2 px label maps, by hand."""
+    train_truth = np.array([[[0, 1], [2, 2]], [[0, 1], [1, 2]]])  # mean label map [[0, 1], [1, 2]] (1 wins a tie)
+    train_predicted = np.array([[[0, 1], [1, 2]], [[0, 2], [1, 2]]])  # one truth-2 pixel as 1, one truth-1 as 2
+    test_truth, test_predicted = np.array([[[1, 1], [0, 0]]]), np.array([[[1, 0], [0, 0]]])
+    stores = {
+        "train": _store_with_labels(tmp_path / "train.zarr", train_truth, "train"),
+        "test": _store_with_labels(tmp_path / "test.zarr", test_truth, "test"),
+    }
+    segmentations = {
+        "train": _segmentation_of(tmp_path / "train_seg.zarr", stores["train"], train_predicted.astype(np.uint8)),
+        "test": _segmentation_of(tmp_path / "test_seg.zarr", stores["test"], test_predicted.astype(np.uint8)),
+    }
+    sheets = {split: tmp_path / f"{split}.png" for split in stores}
+    evaluate(stores, segmentations, 2, tmp_path / "metrics.csv", sheets)
+    nan = float("nan")
+    expected = {  # IoU of parts 0, 1, 2 (the other parts: absent from truth and prediction, NaN), mean IoU
+        ("train", "network"): ((1.0, 2 / 4, 2 / 4), 2 / 3),
+        ("train", "all_background_baseline"): ((2 / 8, 0.0, 0.0), 1 / 12),
+        ("train", "mean_label_map_baseline"): ((1.0, 3 / 4, 2 / 3), (1 + 3 / 4 + 2 / 3) / 3),
+        ("test", "network"): ((2 / 3, 1 / 2, nan), (2 / 3 + 1 / 2) / 2),
+        ("test", "all_background_baseline"): ((2 / 4, 0.0, nan), 1 / 4),
+        ("test", "mean_label_map_baseline"): ((0.0, 1 / 3, 0.0), 1 / 9),  # predicts part 2 where truth has none
+    }
+    table = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [(row["split"], row["method"]) for row in table] == list(expected)
+    for row in table:
+        ious, mean = expected[row["split"], row["method"]]
+        assert row["frames"] == ("2" if row["split"] == "train" else "1")
+        assert float(row["mean_iou"]) == pytest.approx(mean, abs=5e-5)
+        written = [float(row[f"iou_{name}"]) for name in PART_NAMES]
+        assert written[:3] == pytest.approx(ious, abs=5e-5, nan_ok=True)
+        assert np.isnan(written[3:]).all()
+    assert all(path.stat().st_size > 0 for path in sheets.values())
+
+
+def _background_segmentation(path, num_frames: int, size: int = 16):
+    """A store segmenting ``num_frames`` frames as all background: every chunk holds only zeros."""
+    ids = [f"S1/Walking/1/54138969/{index:06d}" for index in range(num_frames)]
+
+    def produce(start, stop):
+        return (np.zeros((stop - start, 3, size, size), np.uint8), np.zeros((stop - start, size, size), np.uint8),
+                np.zeros(stop - start, np.int64))  # fmt: skip
+
+    write_segmentation(path, "train", ids, (size, size), produce)
+    return path
+
+
+def test_truncated_segmentation_store_is_refused_naming_the_chunk(tmp_path):
+    path = _background_segmentation(tmp_path / "s.zarr", 70)  # two chunks of 64 frames
+    assert not open_segmentation(path).read_labels(np.arange(70)).any()  # all-zero chunks are written too
+    chunk = path / "labels" / "c" / "1" / "0" / "0"
+    assert chunk.is_file()
+    chunk.unlink()  # zarr alone would read those 6 frames as background without complaint
+    with pytest.raises(ValueError, match=rf"^{path}: array 'labels': missing chunk file {chunk} \(truncated store\)"):
+        open_segmentation(path)
+
+
+def test_segmentation_store_of_the_wrong_shape_is_refused(tmp_path):
+    path = _background_segmentation(tmp_path / "s.zarr", 5)
+    metadata = json.loads((path / "zarr.json").read_text())
+    metadata["attributes"]["num_frames"] = 4
+    (path / "zarr.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match=rf"^{path}: array 'encoded' is \(5, 3, 16, 16\) uint8, expected \(4, 3,"):
+        open_segmentation(path)

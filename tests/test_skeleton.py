@@ -42,6 +42,34 @@ def test_table_is_immutable():
         H36M.limb_children[0] = 5
 
 
+_LEFT, _RIGHT = H36M.left_joints, H36M.right_joints
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"parents": list(H36M.parents)}, "parents must be a tuple, got list"),
+        ({"joint_names": ("pelvis",), "parents": (-1,), "raw32_selection": (0,)}, "at least one limb, got 1 joints"),
+        ({"joint_names": ("pelvis", *H36M.joint_names[1:16], "left_wrist")}, r"unique, repeated: \['left_wrist'\]"),
+        ({"parents": H36M.parents[:16]}, "one parent per joint, got 16 parents for 17 joints"),
+        ({"parents": (0, *H36M.parents[1:])}, r"joint 0 \(pelvis\) must be the root \(parent -1\), got parent 0"),
+        ({"parents": (*H36M.parents[:3], 4, *H36M.parents[4:])}, r"joint 3 \(right_ankle\) must come before it"),
+        ({"parents": (*H36M.parents[:3], -1, *H36M.parents[4:])}, r"\(0\.\.2\), got -1"),
+        ({"left_joints": _LEFT[:5]}, "pair up, got 5 left, 6 right"),
+        ({"left_joints": (*_LEFT[:5], 16)}, "distinct non-root joints 1..16"),
+        ({"left_joints": (0, *_LEFT[1:])}, "distinct non-root joints"),
+        ({"right_joints": (*_RIGHT[:5], 17)}, "distinct non-root joints"),
+        ({"raw32_selection": RAW32_TO_H36M17[:16]}, "must pick 17 distinct raw joints"),
+        ({"raw32_selection": (1, *RAW32_TO_H36M17[1:])}, "must pick 17 distinct raw joints"),
+        ({"raw32_selection": (*RAW32_TO_H36M17[:16], 32)}, r"each 0\.\.31, got"),
+    ],
+)
+def test_malformed_skeleton_is_refused_naming_the_rule(changes, message):
+    dataclasses.replace(H36M)  # the real table passes every rule
+    with pytest.raises(ValueError, match=f"^Skeleton: .*{message}"):
+        dataclasses.replace(H36M, **changes)
+
+
 def test_joint_index_names_known_joints():
     assert H36M.joint_index("thorax") == 8
     with pytest.raises(KeyError, match="known joints: pelvis"):

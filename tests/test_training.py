@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from patchpose.config import validate_config
+from patchpose.keypoints2d import stage as keypoints2d_stage
 from patchpose.keypoints2d.stage import train_fold
 from patchpose.training import load_torch
 from tests.conftest import default_config
@@ -35,7 +36,15 @@ def _train(store, directory, after_epoch=None):
                       after_epoch)  # fmt: skip
 
 
-def test_resume_after_a_kill_at_epoch_1_reaches_the_same_weights(tiny_train_store, tmp_path):
+def test_resume_after_a_kill_at_epoch_1_reaches_the_same_weights(tiny_train_store, tmp_path, monkeypatch):
+    initial, build = [], keypoints2d_stage.build_model  # the learnable weights of each network as it was built
+
+    def build_and_record(model_settings):
+        model = build(model_settings)
+        initial.append({name: weights.detach().clone() for name, weights in model.named_parameters()})
+        return model
+
+    monkeypatch.setattr(keypoints2d_stage, "build_model", build_and_record)
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
     _train(tiny_train_store, tmp_path / "a")
 
@@ -51,7 +60,11 @@ def test_resume_after_a_kill_at_epoch_1_reaches_the_same_weights(tiny_train_stor
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
-    # and training did change the weights (the comparison is not vacuous)
+    # The comparison is not vacuous: training moved every learnable weight away from its seeded start.
+    assert len(initial) == 3 and initial[0].keys() == initial[1].keys() == initial[2].keys()
+    for name, start in initial[0].items():
+        assert torch.equal(start, initial[1][name]) and torch.equal(start, initial[2][name]), name
+        assert not torch.equal(start, a[name]), f"{name} never changed in training"
     checkpoint = load_torch(tmp_path / "a" / "ckpt.pt")
     assert checkpoint["epoch"] == 1 and {"optimiser", "scheduler", "rng", "config"} <= checkpoint.keys()
 

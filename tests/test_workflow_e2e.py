@@ -8,8 +8,11 @@ import re
 import numpy as np
 import pytest
 
+from patchpose.config import validate_config
 from patchpose.dataset_format import open_dataset
+from patchpose.keypoints2d.stage import read_predictions
 from patchpose.metrics import per_frame_mpjpe, per_frame_pa_mpjpe
+from patchpose.patches.geometry import LimbPatchGeometry, limb_patch_geometry
 from patchpose.patches.store import open_patch_store
 from patchpose.poses3d import VIDEOPOSE3D_JOINT_NAMES, read_baseline_info, write_predictions
 from tests.conftest import copy_workflow, default_config, run_snakemake, write_config
@@ -271,11 +274,21 @@ def test_external_copy_of_lifting_gives_the_same_per_action_mpjpe(finished_workf
 
 def test_tiny_pipeline_writes_patch_stores(finished_workflow):
     results = finished_workflow / "results/synthetic"
+    patches = validate_config(_tiny_config())["patches"]
+    geometry = LimbPatchGeometry(patches["min_side_at_256"], patches["scale"], patches["square"], patches["cache_size"])
     for split, frames in (("train", 30), ("test", 15)):
         dataset = open_dataset(results / f"dataset/{split}.zarr")
         limbs = open_patch_store(results / f"patches/predicted/{split}.zarr", dataset)
         uncropped = open_patch_store(results / f"patches/uncropped/{split}.zarr", dataset)
         assert (limbs.kind, limbs.source, limbs.num_frames, limbs.num_patches) == ("limbs", "predicted", frames, 16)
+        # The limb boxes are placed by keypoints2d's predicted joints, not by the ground-truth ones.
+        predicted = read_predictions(results / f"keypoints2d/{split}_joints_2d.npz", dataset).astype(np.float64)
+        boxes, affines = limb_patch_geometry(predicted, dataset.frame_size, geometry)
+        every_frame = np.arange(frames)
+        assert np.array_equal(limbs.read_box(every_frame), boxes)
+        assert np.array_equal(limbs.read_affine(every_frame), affines)
+        truth_boxes, _ = limb_patch_geometry(dataset.joints_2d.astype(np.float64), dataset.frame_size, geometry)
+        assert not np.allclose(limbs.read_box(every_frame), truth_boxes, atol=0.5)
         assert (uncropped.kind, uncropped.num_patches) == ("uncropped", 1)
         assert limbs.read([0, frames - 1]).any() and uncropped.read([frames - 1]).any()
         assert (results / f"patches/predicted/{split}_contact_sheet.png").stat().st_size > 0

@@ -93,7 +93,7 @@ def from_ray_frame(poses: np.ndarray, rotations: np.ndarray) -> np.ndarray:
 def _depth_ratio(store: DatasetStore, indices: np.ndarray) -> np.ndarray:
     """(N,) f / h: focal length over half the crop side, both in original image px."""
     linear = store.crop_affine[indices][:, :, :2]
-    half_side = np.sqrt(np.abs(np.linalg.det(linear))) * store.frame_size[1] / 2
+    half_side = np.sqrt(np.abs(np.linalg.det(linear))) * store.crop_side() / 2
     focal = np.sqrt(store.camera_intrinsics[indices, 0] * store.camera_intrinsics[indices, 1])
     return focal / half_side
 
@@ -107,7 +107,7 @@ def crop_unit_mm(store: DatasetStore, indices: np.ndarray) -> np.ndarray:
 def crop_units(store: DatasetStore, indices: np.ndarray) -> np.ndarray:
     """(N, 17, 3) float64 ground-truth (u, v, d) of ``store`` frames ``indices`` (see the module docstring)."""
     indices = np.asarray(indices)
-    uv = pixels_to_unit(store.joints_2d[indices].astype(np.float64), store.frame_size[1])
+    uv = pixels_to_unit(store.joints_2d[indices].astype(np.float64), store.crop_side())
     depth = store.joints_3d[indices, :, 2].astype(np.float64)
     scale = crop_unit_mm(store, indices)[:, None]
     return np.concatenate([uv, ((depth - depth[:, :1]) / scale)[..., None]], axis=-1)
@@ -117,7 +117,7 @@ def back_project(store: DatasetStore, indices: np.ndarray, units: np.ndarray) ->
     """(N, 17, 3) (u, v, d) of ``store`` frames ``indices`` -> (N, 17, 3) root-relative camera-frame pose in
     units of S (multiply by S in mm for millimetres): each joint on its pixel's ray at depth f / h + d."""
     indices = np.asarray(indices)
-    pixels = unit_to_pixels(np.asarray(units[..., :2], dtype=np.float64), store.frame_size[1])
+    pixels = unit_to_pixels(np.asarray(units[..., :2], dtype=np.float64), store.crop_side())
     image = apply_affine(store.crop_affine[indices], pixels)
     rays = pixel_rays(image, store.camera_intrinsics[indices, None], store.camera_distortion[indices, None])
     depth = _depth_ratio(store, indices)[:, None] + units[..., 2] - units[:, :1, 2]

@@ -42,8 +42,6 @@ def metrics_rows(predictions: dict, truths: dict, mean_pose: np.ndarray, thresho
     return rows
 
 
-
-
 def contact_sheet(frames: np.ndarray, truth: np.ndarray, predicted: np.ndarray, scale: int = 2) -> np.ndarray:
     """Pairs of tiles (ground truth | prediction with its mean error) per frame, 4 pairs per row."""
     tiles = []
@@ -53,10 +51,6 @@ def contact_sheet(frames: np.ndarray, truth: np.ndarray, predicted: np.ndarray, 
         tiles.append(annotate(draw_skeleton(big, (gt + 0.5) * scale - 0.5), "truth"))
         tiles.append(annotate(draw_skeleton(big, (pred + 0.5) * scale - 0.5), f"pred {error:.1f}px"))
     return tile(tiles, columns=8)
-
-
-
-
 
 
 def evaluate(stores: dict, prediction_paths: dict, pck_threshold: float, sheet_frames: int, metrics_path, sheets):
@@ -72,7 +66,7 @@ def evaluate(stores: dict, prediction_paths: dict, pck_threshold: float, sheet_f
     predictions = {split: read_predictions(prediction_paths[split], opened[split]) for split in opened}
     truths = {split: opened[split].joints_2d for split in opened}
     mean_pose = opened["train"].joints_2d.mean(axis=0)
-    threshold_px = pck_threshold * opened["test"].frame_size[0]
+    threshold_px = pck_threshold * opened["test"].crop_side()
     rows = metrics_rows(predictions, truths, mean_pose, threshold_px)
     write_csv_rows(metrics_path, rows, COLUMNS)
     for split, store in opened.items():

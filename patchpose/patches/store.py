@@ -19,6 +19,10 @@ store ``results/<dataset>/dataset/<split>.zarr``; ``<source>`` is ``predicted``,
 
 Every chunk is written (``write_empty_chunks``), so a missing chunk file means a damaged store; the
 reader checks every chunk file (one ``stat`` per sample) and names the first missing one.
+
+Durability: ``patchpose.atomic.atomic_directory`` (durable, the default) puts the finished store on disk
+before it appears at its path. A store holds one chunk file per sample, so on Linux that is one
+``syncfs`` of the file system rather than an fsync (a journal commit) per file.
 """
 
 from __future__ import annotations
@@ -96,7 +100,7 @@ def write_patch_store(
         raise ValueError(f"{os.fspath(path)}: need frames, patches, patch size and chunk_frames >= 1")
     # the small arrays' chunks hold whole blocks, so each is written once, from a buffer of one chunk
     small_rows = min(n, chunk_frames * max(1, SMALL_CHUNK_ROWS // chunk_frames))
-    with atomic_directory(path, durable=False) as temporary:
+    with atomic_directory(path) as temporary:  # durable: on disk, sealed and all, before it appears at ``path``
         group = zarr.open_group(temporary, mode="w", zarr_format=3)
         write_all = {"write_empty_chunks": True}
         patches = group.create_array(
@@ -149,9 +153,6 @@ def write_patch_store(
             units=dict(UNITS),
         )
         group.attrs["complete"] = True  # last: the marker that the store is whole
-        # Durable before the rename: one os.sync() rather than atomic_directory's fsync of every file
-        # (a store has one file per sample; per-file fsync took ~5 ms each here, about 1 s per 200 frames).
-        os.sync()
     return Path(path)
 
 

@@ -11,7 +11,9 @@ store ``results/<dataset>/dataset/<split>.zarr``):
 - attrs: ``format`` = "patchpose-segmentation", ``format_version`` = 1, ``split``, ``num_frames``,
   ``frame_size`` [H, W], ``part_names``, ``palette`` (15 x 3), ``frame_ids_sha256`` (sha256 of the
   dataset store's frame ids joined by newlines), ``complete`` = true (written last).
-The store is written atomically (``patchpose.atomic.atomic_directory``).
+The store is written atomically (``patchpose.atomic.atomic_directory``). Every chunk is written
+(``write_empty_chunks``), so a missing chunk file means a damaged store: zarr would read it as zeros
+(background) without complaint, so ``open_segmentation`` checks that every chunk file is there.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import zarr
 from zarr.codecs import ZstdCodec
 
 from patchpose.atomic import atomic_directory
+from patchpose.dataset_validation import first_missing_chunk
 from patchpose.parts import PALETTE, PART_NAMES
 
 __all__ = ["SegmentationStore", "write_segmentation", "open_segmentation", "frame_ids_digest"]
@@ -37,17 +40,25 @@ def frame_ids_digest(frame_ids: list[str]) -> str:
     return hashlib.sha256("\n".join(frame_ids).encode("utf-8")).hexdigest()
 
 
+def _layout(n: int, h: int, w: int) -> dict[str, tuple[tuple[int, ...], str, int]]:
+    """Per array: shape after the frame axis, dtype, frames per chunk."""
+    return {
+        "encoded": ((3, h, w), "uint8", CHUNK),
+        "labels": ((h, w), "uint8", CHUNK),
+        "fold": ((), "int64", max(n, 1)),
+    }
+
+
 def write_segmentation(path, split: str, frame_ids: list[str], frame_size, produce) -> None:
     """Write the store at ``path``. ``produce(start, stop)`` -> (encoded (B,3,H,W) uint8, labels (B,H,W)
     uint8, fold (B,) int64) for rows ``start:stop``, called in order."""
     n, (h, w) = len(frame_ids), tuple(frame_size)
     with atomic_directory(path) as tmp:
         group = zarr.open_group(tmp, mode="w", zarr_format=3)
-        codec = [ZstdCodec(level=3)]
-        encoded = group.create_array("encoded", shape=(n, 3, h, w), chunks=(CHUNK, 3, h, w), dtype="uint8",
-                                     compressors=codec)  # fmt: skip
-        labels = group.create_array("labels", shape=(n, h, w), chunks=(CHUNK, h, w), dtype="uint8", compressors=codec)
-        folds = group.create_array("fold", shape=(n,), chunks=(max(n, 1),), dtype="int64")
+        every_chunk = {"compressors": [ZstdCodec(level=3)], "config": {"write_empty_chunks": True}}
+        arrays = {name: group.create_array(name, shape=(n, *shape), chunks=(rows, *shape), dtype=dtype, **every_chunk)
+                  for name, (shape, dtype, rows) in _layout(n, h, w).items()}  # fmt: skip
+        encoded, labels, folds = arrays["encoded"], arrays["labels"], arrays["fold"]
         fold_values = np.zeros(n, np.int64)
         for start in range(0, n, CHUNK):
             stop = min(n, start + CHUNK)
@@ -101,9 +112,19 @@ def open_segmentation(path, dataset_store=None) -> SegmentationStore:
         raise ValueError(f"{path}: not a complete {FORMAT} store of version {VERSION}")
     if attrs.get("palette") != PALETTE.tolist() or attrs.get("part_names") != list(PART_NAMES):
         raise ValueError(f"{path}: written with another palette or part list")
-    for name in ("encoded", "labels", "fold"):
+    missing = [key for key in ("split", "num_frames", "frame_size", "frame_ids_sha256") if key not in attrs]
+    if missing:
+        raise ValueError(f"{path}: missing attrs {missing}")
+    (h, w), n = attrs["frame_size"], attrs["num_frames"]
+    for name, (shape, dtype, _) in _layout(n, h, w).items():
         if name not in group:
             raise ValueError(f"{path}: missing array {name!r}")
+        array = group[name]
+        if array.shape != (n, *shape) or array.dtype != np.dtype(dtype):
+            raise ValueError(f"{path}: array {name!r} is {array.shape} {array.dtype}, expected {(n, *shape)} {dtype}")
+        chunk = first_missing_chunk(path, name, array)
+        if chunk is not None:
+            raise ValueError(f"{path}: array {name!r}: missing chunk file {chunk} (truncated store)")
     if dataset_store is not None and attrs["frame_ids_sha256"] != frame_ids_digest(dataset_store.frame_ids()):
         raise ValueError(f"{path}: segments other frames than {dataset_store.path}")
     return SegmentationStore(path, group)
