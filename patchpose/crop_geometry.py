@@ -17,6 +17,7 @@ from patchpose.skeleton import H36M
 __all__ = [
     "box_affine",
     "person_crop_affine",
+    "jittered_person_crop_affine",
     "limb_boxes",
     "limb_patch_affines",
     "apply_affine",
@@ -37,13 +38,8 @@ def box_affine(centre: np.ndarray, size: np.ndarray, out_size: int) -> np.ndarra
     return affine
 
 
-def person_crop_affine(joints_px: np.ndarray, margin: float, frame_size: int, min_side_px: float = 32.0) -> np.ndarray:
-    """Square crop around each frame's joints.
-
-    joints_px: (N, J, 2) original-image px. The crop is centred on the joints'
-    bounding-box centre with side ``margin * max(box width, box height)``
-    (at least ``min_side_px``). Returns (N, 2, 3) float64 crop px -> original px.
-    """
+def _joint_box(joints_px, margin: float, frame_size: int, min_side_px: float):
+    """(low, high, side): the joints' bounding box (N, 2) x (N, 2) px and the ground-truth crop side (N,) px."""
     joints_px = np.asarray(joints_px, dtype=np.float64)
     if joints_px.ndim != 3 or joints_px.shape[-1] != 2:
         raise ValueError(f"joints_px must be (N, J, 2), got {joints_px.shape}")
@@ -52,8 +48,51 @@ def person_crop_affine(joints_px: np.ndarray, margin: float, frame_size: int, mi
     if margin < 1 or frame_size < 1:
         raise ValueError(f"margin must be >= 1 and frame_size >= 1, got {margin}, {frame_size}")
     low, high = joints_px.min(axis=1), joints_px.max(axis=1)
-    side = np.maximum(margin * (high - low).max(axis=1), min_side_px)
+    return low, high, np.maximum(margin * (high - low).max(axis=1), min_side_px)
+
+
+def person_crop_affine(joints_px: np.ndarray, margin: float, frame_size: int, min_side_px: float = 32.0) -> np.ndarray:
+    """Square crop around each frame's joints (the ground-truth person box).
+
+    joints_px: (N, J, 2) original-image px. The crop is centred on the joints'
+    bounding-box centre with side ``margin * max(box width, box height)``
+    (at least ``min_side_px``). Returns (N, 2, 3) float64 crop px -> original px.
+    """
+    low, high, side = _joint_box(joints_px, margin, frame_size, min_side_px)
     return box_affine((low + high) / 2, np.stack([side, side], axis=-1), frame_size)
+
+
+def jittered_person_crop_affine(
+    joints_px: np.ndarray,
+    margin: float,
+    frame_size: int,
+    centre_noise: np.ndarray,
+    log_scale_noise: np.ndarray,
+    min_side_px: float = 32.0,
+) -> np.ndarray:
+    """``person_crop_affine``'s crop moved and rescaled by given noise, clamped so every joint stays inside.
+
+    joints_px: (N, J, 2) original-image px. With S the ground-truth crop side (px) and c its centre:
+    centre_noise (N, 2): the centre's shift (x, y) in units of S; log_scale_noise (N,): the natural log of
+    the side's factor. The side is ``S * exp(log_scale_noise)``, at least the joints' larger box side (and
+    ``min_side_px``); the centre ``c + centre_noise * S`` is then moved, per axis, the least distance that
+    keeps every joint within the crop's outer pixel edges. Zero noise gives ``person_crop_affine``'s crop.
+    Returns (N, 2, 3) float64 crop px -> original px.
+    """
+    low, high, side = _joint_box(joints_px, margin, frame_size, min_side_px)
+    centre_noise, log_scale_noise = np.asarray(centre_noise, np.float64), np.asarray(log_scale_noise, np.float64)
+    if centre_noise.shape != low.shape or log_scale_noise.shape != side.shape:
+        raise ValueError(
+            f"centre_noise must be {low.shape} and log_scale_noise {side.shape} for {len(low)} frames, got "
+            f"{centre_noise.shape} and {log_scale_noise.shape}"
+        )
+    if not (np.all(np.isfinite(centre_noise)) and np.all(np.isfinite(log_scale_noise))):
+        raise ValueError("centre_noise or log_scale_noise holds NaN or inf")
+    extent = (high - low).max(axis=1)
+    jittered = np.maximum(side * np.exp(log_scale_noise), np.maximum(extent, min_side_px))
+    half = jittered[:, None] / 2
+    centre = np.clip((low + high) / 2 + centre_noise * side[:, None], high - half, low + half)
+    return box_affine(centre, np.stack([jittered, jittered], axis=-1), frame_size)
 
 
 def limb_boxes(joints_2d: np.ndarray, min_side: float, scale: float) -> tuple[np.ndarray, np.ndarray]:

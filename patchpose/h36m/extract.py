@@ -8,10 +8,11 @@ all) holds
   by camera (``CAMERA_IDS`` order) then frame index, ``subjects = [subject]``, ``actions = [action]``.
 
 Per camera and kept frame ``i`` (pose ``i``, video frame ``i``): the 17 joints are moved into the camera frame
-(``X_cam = R (X_world - C)``, mm), projected with the camera's distortion, a square crop of side
-``crop_margin`` x the joints' box is cut (``person_crop_affine``) and resampled to ``frame_size``², and pseudo
-part labels are drawn (``pseudo_labels``). Kept frames: ``i % train_stride == 0`` for training subjects,
-``i % test_every == 0`` for test subjects.
+(``X_cam = R (X_world - C)``, mm), projected with the camera's distortion, the split's person box is cut
+(``patchpose.person_box``: by default the ground-truth square of side ``crop_margin`` x the joints' box,
+``person_crop_affine``; or that square jittered, with draws named (subject, sequence key, camera, frame index))
+and resampled to ``frame_size``², and pseudo part labels are drawn (``pseudo_labels``). Kept frames:
+``i % train_stride == 0`` for training subjects, ``i % test_every == 0`` for test subjects.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 
 from patchpose.atomic import atomic_directory
 from patchpose.camera import h36m_camera, project, world_to_camera
-from patchpose.crop_geometry import apply_affine, invert_affine, person_crop_affine, warp_crop
+from patchpose.crop_geometry import apply_affine, invert_affine, warp_crop
 from patchpose.dataset_format import DatasetWriter
 from patchpose.h36m.cdf import read_pose_cdf, read_pose_npz, scan_npz_sequences
 from patchpose.h36m.layout import (
@@ -44,6 +45,7 @@ from patchpose.h36m.layout import (
 from patchpose.h36m.masks import MaskReader
 from patchpose.h36m.pseudo_labels import DEFAULT_WIDTHS_MM, pseudo_part_labels
 from patchpose.h36m.video import VideoStats, iter_video_frames
+from patchpose.person_box import GROUND_TRUTH, box_affines, check_box
 
 __all__ = ["H36MSettings", "split_of", "list_sequences", "kept_frames", "extract_sequence"]
 
@@ -53,7 +55,8 @@ _BATCH = 16
 
 @dataclass(frozen=True)
 class H36MSettings:
-    """The ``dataset.h36m`` config block (see docs/h36m.md for meanings, bounds and defaults)."""
+    """The ``dataset.h36m`` config block (see docs/h36m.md for meanings, bounds and defaults), plus each split's
+    resolved person box (``patchpose.person_box.split_boxes``; default: ground truth)."""
 
     root: str
     frame_size: int = 256
@@ -67,6 +70,8 @@ class H36MSettings:
     expected_absent: tuple[str, ...] = ()
     preprocessed_npz: str | None = None
     pseudo_label_widths_mm: dict = field(default_factory=dict)
+    train_person_box: dict = field(default_factory=lambda: dict(GROUND_TRUTH))
+    test_person_box: dict = field(default_factory=lambda: dict(GROUND_TRUTH))
 
     @classmethod
     def from_config(cls, block: dict) -> H36MSettings:
@@ -96,7 +101,13 @@ class H36MSettings:
                 f"dataset.h36m.pseudo_label_widths_mm: unknown parts {sorted(unknown_widths)}; "
                 f"known: {sorted(DEFAULT_WIDTHS_MM)}"
             )
+        for split in ("train", "test"):
+            check_box(settings.person_box(split), f"dataset.person_box.{split}")
         return settings
+
+    def person_box(self, split: str) -> dict:
+        """The resolved person box of ``split``."""
+        return self.train_person_box if split == "train" else self.test_person_box
 
     def to_config(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
@@ -129,14 +140,16 @@ def _find_sequence(settings: H36MSettings, subject: str, key: str) -> Sequence:
     raise H36MLayoutError(f"{Path(settings.root) / subject}: no sequence with key {key!r}")
 
 
-def _camera_rows(settings, subject, camera_id, poses, wanted, video, masks, stats):
-    """Yield the batch rows (dicts of per-frame arrays) of one camera, decoding its video as it goes."""
+def _camera_rows(settings, subject, camera_id, poses, wanted, video, masks, stats, person_box, key):
+    """Yield the batch rows (dicts of per-frame arrays) of one camera, decoding its video as it goes; the crops
+    are ``person_box`` (resolved) with draws named (subject, sequence ``key``, camera, frame index)."""
     camera = h36m_camera(subject, str(camera_id))
     joints_cam = world_to_camera(poses[wanted], camera.rotation, camera.centre)
     if np.any(joints_cam[..., 2] <= 0):
         raise H36MLayoutError(f"{video}: a joint lies behind camera {camera_id} (wrong subject or pose units?)")
     joints_px = project(joints_cam, camera.intrinsics, camera.distortion)
-    affines = person_crop_affine(joints_px, settings.crop_margin, settings.frame_size)
+    names = [(subject, key, int(camera_id), int(index)) for index in wanted]
+    affines = box_affines(joints_px, person_box, settings.crop_margin, settings.frame_size, names)
     joints_2d = apply_affine(invert_affine(affines), joints_px)
     focal = (camera.fx + camera.fy) / 2
     size = (camera.res_w, camera.res_h)
@@ -267,7 +280,8 @@ def _write_frames(settings, subject, sequence, split, poses, plan, record, store
             stats = VideoStats()
             masks = MaskReader(mask, settings_size(subject, cid)) if mask is not None else None
             try:
-                for row in _camera_rows(settings, subject, cid, poses, wanted, video, masks, stats):
+                box = settings.person_box(split)
+                for row in _camera_rows(settings, subject, cid, poses, wanted, video, masks, stats, box, sequence.key):
                     pending.append({**row, "camera_id": np.int64(cid)})
                     if len(pending) == _BATCH:
                         flush()

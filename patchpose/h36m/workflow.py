@@ -1,7 +1,9 @@
 """Glue between ``rules/dataset_h36m.smk`` and the package: DAG-time listing, params, the two job bodies.
 
 The config block is ``config["dataset"]["h36m"]`` (a dict, see docs/h36m.md); every function here takes it
-as given and builds ``H36MSettings`` from it, so bad values fail with ``ValueError`` naming the key.
+as given and builds ``H36MSettings`` from it, so bad values fail with ``ValueError`` naming the key. The
+params functions also take each split's resolved person box (``patchpose.person_box.split_boxes`` of
+``dataset.person_box``; None: ground truth) and give a job only its own split's.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ __all__ = [
     "run_merge_split",
 ]
 
-_TRAIN_ONLY, _TEST_ONLY = ("train_stride",), ("test_every",)
+_TRAIN_ONLY, _TEST_ONLY = ("train_stride", "train_person_box"), ("test_every", "test_person_box")
 
 
 def _subjects(settings: H36MSettings, split: str) -> tuple[str, ...]:
@@ -54,17 +56,24 @@ def sequence_inputs(block: dict, subject: str, key: str) -> list[str]:
     return [str(path) for path in files if path.exists()]
 
 
-def settings_for_sequence(block: dict, subject: str) -> dict:
-    """The settings a sequence job uses; the other split's sampling key left out (so it does not rerun)."""
-    settings = H36MSettings.from_config(block)
+def _with_boxes(block: dict, boxes: dict[str, dict] | None) -> dict:
+    """``block`` with the resolved person boxes as H36MSettings' ``train_person_box``, ``test_person_box``."""
+    return block if boxes is None else {**block, "train_person_box": boxes["train"], "test_person_box": boxes["test"]}
+
+
+def settings_for_sequence(block: dict, subject: str, boxes: dict[str, dict] | None = None) -> dict:
+    """The settings a sequence job uses; the other split's sampling key and person box left out (so it does not
+    rerun)."""
+    settings = H36MSettings.from_config(_with_boxes(block, boxes))
     drop = _TEST_ONLY if split_of(settings, subject) == "train" else _TRAIN_ONLY
     return {k: v for k, v in settings.to_config().items() if k not in drop}
 
 
-def settings_for_split(block: dict, split: str) -> dict:
-    """The settings a merge uses; the other split's sampling key left out."""
+def settings_for_split(block: dict, split: str, boxes: dict[str, dict] | None = None) -> dict:
+    """The settings a merge uses (its manifest records them); the other split's sampling key and box left out."""
     drop = _TEST_ONLY if split == "train" else _TRAIN_ONLY
-    return {k: v for k, v in H36MSettings.from_config(block).to_config().items() if k not in drop}
+    settings = H36MSettings.from_config(_with_boxes(block, boxes))
+    return {k: v for k, v in settings.to_config().items() if k not in drop}
 
 
 def release_metadata(settings: H36MSettings) -> dict | None:

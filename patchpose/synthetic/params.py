@@ -2,12 +2,15 @@
 
 The dataset rule puts only these keys in a split's ``params:``, so changing a
 key that affects the training split alone (e.g. ``rare_actions``) rerenders the
-training store and its dependents, never the test store.
+training store and its dependents, never the test store. The same holds for the
+split's person box (``dataset.person_box.<split>``, ``patchpose.person_box``).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from patchpose.person_box import GROUND_TRUTH, check_box
 
 __all__ = ["SHARED_KEYS", "SPLIT_KEYS", "world_params_for_split"]
 
@@ -31,12 +34,15 @@ SPLIT_KEYS = {
 }
 
 
-def world_params_for_split(world: dict[str, Any], split: str) -> dict[str, Any]:
-    """The subset of the validated ``dataset.synthetic`` config that ``split`` depends on."""
+def world_params_for_split(world: dict[str, Any], split: str, boxes: dict[str, dict] | None = None) -> dict[str, Any]:
+    """The subset of the validated ``dataset.synthetic`` config that ``split`` depends on, plus
+    ``person_box``: the split's resolved person box from ``boxes`` (``patchpose.person_box.split_boxes``, one
+    per split; None: ground truth for both, the config's default)."""
     if split not in SPLIT_KEYS:
         raise ValueError(f"unknown split {split!r}; known splits: {', '.join(SPLIT_KEYS)}")
     keys = SHARED_KEYS + SPLIT_KEYS[split]
     missing = [k for k in keys if k not in world]
     if missing:
         raise ValueError(f"dataset.synthetic is missing {', '.join(missing)} (validate the config first)")
-    return {key: world[key] for key in keys}
+    box = dict(GROUND_TRUTH) if boxes is None else check_box(boxes[split], f"dataset.person_box.{split}")
+    return {**{key: world[key] for key in keys}, "person_box": box}

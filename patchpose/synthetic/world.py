@@ -6,15 +6,19 @@ placed on the floor within ``placement_radius_mm`` of the capture-volume
 centre (where the four cameras' optical axes meet, on the floor z = 0) of the
 Human3.6M world frame (mm, z up). Each pose is seen from every configured
 camera: the joints are projected through the real camera (with Human3.6M's
-distortion), a square person-centred crop is laid around them
-(``crop_geometry.person_crop_affine``) and one ray per crop pixel is cast
-through the distorted camera (``camera.pixel_rays``), so the rendered image,
-the stored 2D joints and the stored camera + crop affine agree exactly.
+distortion), a square person-centred crop is laid around them (the split's
+person box, ``world["person_box"]``: by default the ground-truth box of
+``crop_geometry.person_crop_affine``, or a jittered one, ``patchpose.person_box``)
+and one ray per crop pixel is cast through the distorted camera
+(``camera.pixel_rays``), so the rendered image, the stored 2D joints and the
+stored camera + crop affine agree exactly.
 
 Randomness: the subject's body and clothing come from ``stream(seed, 'body' |
 'appearance', subject)`` and do not depend on the split or the sizes; each
 sequence from ``stream(seed, 'sequence', subject, action, subaction)``; each
-frame's light, background and noise from ``stream(seed, 'frame', ...)``.
+frame's light, background and noise from ``stream(seed, 'frame', ...)``; a
+jittered person box's draws from ``stream(box seed, 'person_box', subject,
+action, subaction, camera, pose)`` (so they never change the frame's other draws).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from patchpose.camera import Camera, h36m_camera, pixel_rays, project, world_to_camera
-from patchpose.crop_geometry import apply_affine, crop_pixel_grid, invert_affine, person_crop_affine
+from patchpose.crop_geometry import apply_affine, crop_pixel_grid, invert_affine
+from patchpose.person_box import GROUND_TRUTH, box_affines
 from patchpose.rng import stream
 from patchpose.synthetic.appearance import Appearance, make_appearance, make_background, sample_lighting
 from patchpose.synthetic.body import SubjectBody, make_subject
@@ -159,7 +164,10 @@ def render_scene(scene: FrameScene, world: dict[str, Any]) -> RenderResult:
 
 def sequence_scenes(plan: SequencePlan, world: dict[str, Any], seed: int) -> Iterator[FrameScene]:
     """Every frame of one sequence, camera-major then pose: the subject's poses placed in the world
-    (random yaw, position within ``placement_radius_mm``), seen by each configured camera."""
+    (random yaw, position within ``placement_radius_mm``), seen by each configured camera through the
+    split's person box ``world["person_box"]`` (``synthetic.params.world_params_for_split``; absent, as in
+    the raw ``dataset.synthetic`` block: ground truth)."""
+    person_box = world.get("person_box", GROUND_TRUTH)
     subject = make_world_subject(seed, plan.subject)
     rng = stream(seed, "sequence", plan.subject, plan.action, plan.subaction)
     spacing = world["pose_spacing_frames"]
@@ -174,7 +182,8 @@ def sequence_scenes(plan: SequencePlan, world: dict[str, Any], seed: int) -> Ite
         camera = h36m_camera(plan.subject, str(camera_id))
         joints_cam = world_to_camera(joints_world, camera.rotation, camera.centre)
         joints_px = project(joints_cam, camera.intrinsics, camera.distortion)
-        affines = person_crop_affine(joints_px, world["crop_margin"], world["frame_size"])
+        names = [(plan.subject, plan.action, plan.subaction, int(camera_id), pose) for pose in range(plan.num_poses)]
+        affines = box_affines(joints_px, person_box, world["crop_margin"], world["frame_size"], names)
         boxes = tuple(_camera_boxes(boxes_world, camera))
         for pose in range(plan.num_poses):
             frame_rng = stream(seed, "frame", plan.subject, plan.action, plan.subaction, int(camera_id), pose)
