@@ -1,8 +1,9 @@
 """What a baseline's config block (``baselines.<name>``) means for the workflow, decided at DAG time.
 
 A baseline has test-split predictions always and training-split ones when it can: the pipeline's own
-baselines (k-fold over the training subjects) always, an external one when ``train_file`` is set
-(``train_file`` may be ``file`` itself when one file holds both splits). Nothing here reads the files.
+baselines (kinds ``lifting``, ``integral3d`` and ``mean_pose``, all k-fold over the training subjects) always,
+an external one when ``train_file`` is set (``train_file`` may be ``file`` itself when one file holds both
+splits). Nothing here reads the files.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ __all__ = ["baseline_splits", "external_source", "file_holds_both_splits"]
 
 
 def baseline_splits(settings: Mapping) -> tuple[str, ...]:
-    """``("train", "test")`` or ``("test",)``: the splits whose predictions the baseline will have."""
+    """``("train", "test")`` or ``("test",)``: the splits whose predictions the baseline will have (every kind
+    but ``external`` predicts both)."""
     if settings["kind"] == "external" and not settings.get("train_file"):
         return ("test",)
     return ("train", "test")
