@@ -6,7 +6,7 @@ the in-pipeline baselines). A stage supplies its network, how to build a batch a
 module does the fold bookkeeping, the training spec and config, and the model file.
 
 Model files (``save_torch``) hold ``{"model": state_dict (CPU), "model_settings", "stage", "fold",
-"k", "trained_subjects", "all_subjects", "history"}`` plus any stage extras.
+"k", "trained_subjects", "all_subjects", "history", "provenance"}`` plus any stage extras.
 
 Validation (optional): ``holdout_rows`` sets aside a seeded fraction of a fold's training *poses* (all
 camera views of one pose together, so no view of a held-out pose is trained on); ``train_fold_model``
@@ -117,6 +117,7 @@ def train_fold_model(
     make_eval_batch: Callable | None = None,
     curve_path: str | Path | None = None,
     after_training: Callable[[torch.nn.Module], dict[str, Any]] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> torch.nn.Module:
     """Build the stage's network from ``settings["model"]`` (after seeding torch, so its initial weights
     are the seed's) and train it on ``plan``'s frames with ``settings["training"]`` (``epochs`` or
@@ -124,7 +125,9 @@ def train_fold_model(
 
     make_batch(rows, rng, device) -> (inputs, targets): ``rows`` index ``plan.indices`` (0..M-1);
     loss_fn(model(inputs), targets) -> scalar. The checkpoint resumes only under the same settings,
-    seed, fold and subjects. ``extras`` are stored in the model file (e.g. normalisation statistics).
+    seed, fold, subjects and ``provenance`` (what the job was made from: its inputs' content digests and
+    its code digest, ``patchpose.provenance``; a checkpoint of other inputs is ignored, so a rerun on
+    changed data trains from scratch). ``extras`` are stored in the model file (e.g. normalisation statistics).
     validation_rows (from ``holdout_rows``): rows never trained on, scored after every epoch with
     make_eval_batch(rows, device) -> (inputs, targets) (no augmentation); the best epoch's weights are
     kept. curve_path: the learning curve CSV (``CURVE_COLUMNS``) to write. after_training(model) -> dict:
@@ -138,7 +141,8 @@ def train_fold_model(
         epochs, training["batch_size"], training["learning_rate"], training["weight_decay"], seed,
         (plan.stage, "fold", plan.fold), training.get("patience", 0),
     )  # fmt: skip
-    config = {"settings": settings, "seed": seed, "fold": plan.fold, "k": plan.k, "subjects": plan.all_subjects}
+    config = {"settings": settings, "seed": seed, "fold": plan.fold, "k": plan.k, "subjects": plan.all_subjects,
+              "provenance": provenance or {}}  # fmt: skip
     rows, validation = np.arange(len(plan.indices)), None
     if validation_rows is not None:
         if make_eval_batch is None:
@@ -165,6 +169,7 @@ def train_fold_model(
         "trained_subjects": plan.trained_subjects,
         "all_subjects": plan.all_subjects,
         "history": history,
+        "provenance": provenance or {},
         **(extras or {}),
     }
     if curve_path is not None:

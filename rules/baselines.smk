@@ -17,6 +17,7 @@ rule import_external_baseline:
     wildcard_constraints:
         name=get_baseline_name_pattern("external"),
     params:
+        code=get_code_version("import_external_baseline.py"),
         settings=get_baseline_settings,
         file_holds_both_splits=get_external_baseline_shares_file,
         splits=SPLITS,
@@ -36,6 +37,7 @@ rule baseline_info:
     output:
         info=f"{RESULTS}/baselines/{{name}}/info.json",
     params:
+        code=get_code_version("baseline_info.py"),
         kind=get_baseline_kind,
     log:
         f"{RESULTS}/logs/baselines/info_{{name}}.log",
@@ -54,6 +56,7 @@ rule evaluate_baseline:
     output:
         table=f"{RESULTS}/baselines/{{name}}/mpjpe_per_action.csv",
     params:
+        code=get_code_version("evaluate_baseline.py"),
         name="{name}",
     log:
         f"{RESULTS}/logs/baselines/evaluate_{{name}}.log",
@@ -79,6 +82,7 @@ rule train_baseline_fold:
     wildcard_constraints:
         name=get_trained_baseline_name_pattern(),
     params:
+        code=get_trained_baseline_training_code,
         stage=get_trained_baseline_stage,
         settings=get_trained_baseline_training_settings,
         k=config["folds"]["k"],
@@ -103,6 +107,7 @@ rule predict_trained_baseline:
     wildcard_constraints:
         name=get_trained_baseline_name_pattern(),
     params:
+        code=get_trained_baseline_prediction_code,
         stage=get_trained_baseline_stage,
         batch_size=get_trained_baseline_prediction_batch_size,
     log:
@@ -124,6 +129,7 @@ rule plot_baseline_learning_curves:
     wildcard_constraints:
         name=get_trained_baseline_name_pattern(),
     params:
+        code=get_code_version("plot_baseline_curves.py"),
         title="{name}",
     log:
         f"{RESULTS}/logs/baselines/plot_curves_{{name}}.log",
@@ -133,3 +139,31 @@ rule plot_baseline_learning_curves:
         "../envs/core.yaml"
     script:
         "../workflow_scripts/plot_baseline_curves.py"
+
+
+# The mean pose (kind mean_pose; patchpose/baselines/mean_pose.py): no network, so no training job; one job
+# per (baseline, split). Each frame gets the mean training pose (ray or camera frame, settings.frame) of the
+# subjects outside the fold that predicts it (folds.k, as the trained baselines: a training frame the fold
+# holding its subject, test frame i fold i mod k). The reference row of every table.
+
+
+rule predict_mean_pose_baseline:
+    input:
+        train=f"{RESULTS}/dataset/train.zarr",
+        dataset=f"{RESULTS}/dataset/{{split}}.zarr",
+    output:
+        predictions=f"{RESULTS}/baselines/{{name}}/{{split}}_poses_3d.npz",
+    wildcard_constraints:
+        name=get_baseline_name_pattern("mean_pose"),
+    params:
+        code=get_code_version("predict_mean_pose.py"),
+        settings=get_baseline_settings,
+        k=get_mean_pose_fold_count,
+    log:
+        f"{RESULTS}/logs/baselines/predict_{{name}}_{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/baselines/predict_{{name}}_{{split}}.tsv"
+    conda:
+        "../envs/torch.yaml"  # patchpose.baselines.geometry (the ray frame) imports torch
+    script:
+        "../workflow_scripts/predict_mean_pose.py"

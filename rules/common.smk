@@ -1,9 +1,13 @@
 # Schema validation, wildcard constraints and input functions. No rule lives here.
+from pathlib import Path
+
 from snakemake.exceptions import WorkflowError
 
 from patchpose.config import ConfigError, validate_config
 from patchpose.folds import FoldError, assign_folds
 from patchpose.h36m import workflow as h36m_workflow
+from patchpose.person_box import split_boxes
+from patchpose.provenance import code_digest
 from patchpose.synthetic.params import world_params_for_split
 from patchpose.poses3d import baseline_config
 
@@ -23,6 +27,13 @@ wildcard_constraints:
     split="train|test",
     fold=r"\d+",
     source2d="predicted|groundtruth",
+
+
+def get_code_version(script, *modules):
+    """The ``code`` param of a rule: a digest of its workflow script and every package module it runs
+    (``modules``: the stage module a generic script dispatches to), so that editing a stage's code reruns
+    that stage and what depends on it (patchpose/provenance.py)."""
+    return code_digest(str(Path(workflow.basedir) / "workflow_scripts" / script), *modules)
 
 
 def get_dataset_outputs():
@@ -105,9 +116,14 @@ def get_segmentation_fold_models(wildcards):
     return get_fold_models("segmentation")
 
 
+def get_person_boxes():
+    """Each split's person box (dataset.person_box with the seed resolved; patchpose/person_box.py)."""
+    return split_boxes(config["dataset"]["person_box"], config["seed"])
+
+
 def get_world_params(wildcards):
-    """The synthetic-world keys that shape one split (so a train-only key never rerenders test)."""
-    return world_params_for_split(config["dataset"]["synthetic"], wildcards.split)
+    """The synthetic-world keys and person box that shape one split (so a train-only key never rerenders test)."""
+    return world_params_for_split(config["dataset"]["synthetic"], wildcards.split, get_person_boxes())
 
 
 def get_h36m_sequence_inputs(wildcards):
@@ -116,8 +132,8 @@ def get_h36m_sequence_inputs(wildcards):
 
 
 def get_h36m_sequence_settings(wildcards):
-    """The dataset.h36m keys that shape one sequence's extraction."""
-    return h36m_workflow.settings_for_sequence(config["dataset"]["h36m"], wildcards.subject)
+    """The dataset.h36m keys and person box that shape one sequence's extraction."""
+    return h36m_workflow.settings_for_sequence(config["dataset"]["h36m"], wildcards.subject, get_person_boxes())
 
 
 def get_h36m_split_sequences(wildcards):
@@ -128,8 +144,8 @@ def get_h36m_split_sequences(wildcards):
 
 
 def get_h36m_split_settings(wildcards):
-    """The dataset.h36m keys that shape one split's merge."""
-    return h36m_workflow.settings_for_split(config["dataset"]["h36m"], wildcards.split)
+    """The dataset.h36m keys and person box that shape one split's merge."""
+    return h36m_workflow.settings_for_split(config["dataset"]["h36m"], wildcards.split, get_person_boxes())
 
 
 # --- baselines (rules/baselines.smk): initial 3D poses in the prediction format, docs/predictions_format.md ---
@@ -191,6 +207,20 @@ def get_external_baseline_shares_file(wildcards):
     return baseline_config.file_holds_both_splits(config["baselines"][wildcards.name])
 
 
+# --- the mean pose (kind mean_pose; patchpose/baselines/mean_pose.py): no network, the folds' mean poses ---
+
+
+def get_mean_pose_fold_count(wildcards):
+    """folds.k for a mean_pose baseline, checked against the dataset's training subjects first (as
+    ``get_fold_models`` does for the trained stages), so a bad k stops the DAG before any job runs."""
+    dataset = config["dataset"]
+    try:
+        assign_folds(dataset[dataset["kind"]]["train_subjects"], config["folds"]["k"])
+    except FoldError as error:
+        raise WorkflowError(f"invalid config: {error}") from None
+    return config["folds"]["k"]
+
+
 # --- in-pipeline baselines (kinds lifting, integral3d; patchpose/baselines): k-fold like keypoints2d ---
 
 TRAINED_BASELINE_KINDS = ("lifting", "integral3d")
@@ -214,6 +244,14 @@ def get_trained_baseline_outputs():
 def get_trained_baseline_stage(wildcards):
     """The package module of a trained baseline's kind, ``patchpose.baselines.<kind>.stage``."""
     return f"baselines.{get_baseline_kind(wildcards)}"
+
+
+def get_trained_baseline_training_code(wildcards):
+    return get_code_version("train_fold_model.py", f"patchpose.{get_trained_baseline_stage(wildcards)}.stage")
+
+
+def get_trained_baseline_prediction_code(wildcards):
+    return get_code_version("predict_with_fold_models.py", f"patchpose.{get_trained_baseline_stage(wildcards)}.stage")
 
 
 def get_trained_baseline_training_settings(wildcards):

@@ -6,6 +6,7 @@ rule render_synthetic_split:
         store=directory(f"{RESULTS}/dataset/{{split}}.zarr"),
         contact_sheet=f"{RESULTS}/dataset/{{split}}_contact_sheet.png",
     params:
+        code=get_code_version("render_synthetic.py"),
         world=get_world_params,
         seed=config["seed"],
     log:

@@ -11,6 +11,7 @@ rule h36m_extract_sequence:
     output:
         sequence=directory(f"{RESULTS}/dataset/h36m_sequences/{{subject}}/{{sequence}}"),
     params:
+        code=get_code_version("h36m_extract_sequence.py"),
         settings=get_h36m_sequence_settings,
     wildcard_constraints:
         subject="S[0-9]+",
@@ -33,6 +34,7 @@ rule h36m_merge_split:
         store=directory(f"{RESULTS}/dataset/{{split}}.zarr"),
         manifest=f"{RESULTS}/dataset/{{split}}_manifest.json",
     params:
+        code=get_code_version("h36m_merge.py"),
         settings=get_h36m_split_settings,
     log:
         f"{RESULTS}/logs/dataset/h36m_merge_{{split}}.log",

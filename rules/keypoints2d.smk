@@ -8,6 +8,7 @@ rule train_keypoints2d_fold:
     output:
         model=f"{RESULTS}/keypoints2d/models/fold{{fold}}.pt",
     params:
+        code=get_code_version("train_fold_model.py", "patchpose.keypoints2d.stage"),
         stage="keypoints2d",
         settings=get_keypoints2d_training_settings(),
         k=config["folds"]["k"],
@@ -31,6 +32,7 @@ rule predict_keypoints2d:
     output:
         joints=f"{RESULTS}/keypoints2d/{{split}}_joints_2d.npz",
     params:
+        code=get_code_version("predict_with_fold_models.py", "patchpose.keypoints2d.stage"),
         stage="keypoints2d",
         batch_size=config["keypoints2d"]["prediction_batch_size"],
     log:
@@ -52,6 +54,7 @@ rule evaluate_keypoints2d:
         metrics=f"{RESULTS}/keypoints2d/metrics.csv",
         sheets=expand(f"{RESULTS}/keypoints2d/{{split}}_contact_sheet.png", split=SPLITS),
     params:
+        code=get_code_version("evaluate_keypoints2d.py"),
         evaluation=config["keypoints2d"]["evaluation"],
         splits=SPLITS,
     log:

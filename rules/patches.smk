@@ -11,6 +11,7 @@ rule cut_limb_patches:
     output:
         store=directory(f"{RESULTS}/patches/{{source2d}}/{{split}}.zarr"),
     params:
+        code=get_code_version("cut_limb_patches.py"),
         min_side_at_256=config["patches"]["min_side_at_256"],
         scale=config["patches"]["scale"],
         square=config["patches"]["square"],
@@ -35,6 +36,7 @@ rule cut_uncropped_frames:
     output:
         store=directory(f"{RESULTS}/patches/uncropped/{{split}}.zarr"),
     params:
+        code=get_code_version("cut_uncropped_frames.py"),
         size=config["patches"]["uncropped_size"],
         compressor=config["patches"]["compressor"],
         compression_level=config["patches"]["compression_level"],
@@ -56,6 +58,7 @@ rule patches_contact_sheet:
     output:
         sheet=f"{RESULTS}/patches/{{source2d}}/{{split}}_contact_sheet.png",
     params:
+        code=get_code_version("patches_contact_sheet.py"),
         frames=config["patches"]["contact_sheet_frames"],
     log:
         f"{RESULTS}/logs/patches/{{source2d}}_{{split}}_contact_sheet.log",

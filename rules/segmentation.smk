@@ -8,6 +8,7 @@ rule train_segmentation_fold:
     output:
         model=f"{RESULTS}/segmentation/models/fold{{fold}}.pt",
     params:
+        code=get_code_version("train_fold_model.py", "patchpose.segmentation.stage"),
         stage="segmentation",
         settings=get_segmentation_training_settings(),
         k=config["folds"]["k"],
@@ -31,6 +32,7 @@ rule predict_segmentation:
     output:
         store=directory(f"{RESULTS}/segmentation/{{split}}.zarr"),
     params:
+        code=get_code_version("predict_with_fold_models.py", "patchpose.segmentation.stage"),
         stage="segmentation",
         batch_size=config["segmentation"]["prediction_batch_size"],
     log:
@@ -52,6 +54,7 @@ rule evaluate_segmentation:
         metrics=f"{RESULTS}/segmentation/metrics.csv",
         sheets=expand(f"{RESULTS}/segmentation/{{split}}_contact_sheet.png", split=SPLITS),
     params:
+        code=get_code_version("evaluate_segmentation.py"),
         evaluation=config["segmentation"]["evaluation"],
         splits=SPLITS,
     log:

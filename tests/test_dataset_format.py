@@ -21,6 +21,7 @@ from patchpose.dataset_format import (
 )
 from patchpose.dataset_validation import FIELDS, expected_fields
 from patchpose.parts import PALETTE, PART_NAMES
+from patchpose.provenance import DIGEST_ATTRIBUTE
 from patchpose.skeleton import H36M
 from tests.dataset_factory import TINY_ACTIONS, TINY_SUBJECTS, make_tiny_batch, write_tiny_dataset
 
@@ -119,7 +120,8 @@ def test_round_trip_is_exact(tmp_path, with_part_labels):
     assert attrs["joint_names"] == list(H36M.joint_names) and attrs["units"]["joints_3d"] == "mm"
     assert attrs["frame_size"] == list(FRAME_SIZE) and attrs["num_frames"] == N
     assert attrs["render_seed"] == 7 and attrs["note"] == ["a", 1.5]
-    assert list(zarr.open_group(path, mode="r").attrs)[-1] == "complete"
+    written = list(zarr.open_group(path, mode="r").attrs)
+    assert written[-2:] == ["complete", DIGEST_ATTRIBUTE]  # the completion marker last, then the publish seal
 
     subjects = np.array(TINY_SUBJECTS)[batch["subject"]]
     actions = np.array(TINY_ACTIONS)[batch["action"]]

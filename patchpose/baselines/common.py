@@ -31,9 +31,15 @@ from patchpose.poses3d.files import write_predictions
 from patchpose.skeleton import H36M
 from patchpose.training import select_device
 
-__all__ = ["FoldRows", "fold_rows", "fit_fold", "predict_with_folds"]
+__all__ = ["FoldRows", "stage_name", "fold_rows", "fit_fold", "predict_with_folds"]
 
 log = logging.getLogger("patchpose.baselines")
+
+
+def stage_name(name: str) -> str:
+    """The label of baseline ``name``'s training (``baselines.<name>``): it names the RNG streams of its
+    held-out poses, initial weights and batches, so two baselines of one kind draw different numbers."""
+    return f"baselines.{name}"
 
 
 @dataclass(frozen=True)
@@ -50,7 +56,7 @@ class FoldRows:
 
 
 def fold_rows(stage: str, store: DatasetStore, k: int, fold: int, settings: dict, seed: int) -> FoldRows:
-    """The frames fold ``fold`` of baseline kind ``stage`` trains and validates on."""
+    """The frames fold ``fold`` of baseline ``stage`` (``stage_name``) trains and validates on."""
     plan = plan_fold(stage, store, k, fold)
     validation = holdout_rows(plan, store, settings["training"]["validation_fraction"], seed)
     return FoldRows(plan, validation, np.setdiff1d(np.arange(len(plan.indices)), validation))
@@ -70,6 +76,7 @@ def fit_fold(
     extras: dict | None = None,
     after_epoch: Callable[[int], None] | None = None,
     after_training: Callable[[torch.nn.Module], dict] | None = None,
+    provenance: dict | None = None,
 ) -> torch.nn.Module:
     """Train the fold's model with validation and early stopping (``patchpose.fold_models.train_fold_model``).
 
@@ -80,7 +87,7 @@ def fit_fold(
     return train_fold_model(
         rows.plan, build_model, settings, seed, make_batch, loss_fn, model_path, checkpoint_path, after_epoch,
         extras, validation_rows=rows.validation, make_eval_batch=make_eval_batch, curve_path=curve_path,
-        after_training=after_training,
+        after_training=after_training, provenance=provenance,
     )  # fmt: skip
 
 

@@ -52,14 +52,16 @@ def train_fold(
     checkpoint_path: str | Path,
     threads: int = 1,
     after_epoch=None,
+    provenance: dict | None = None,
 ) -> None:
     """Train the model of ``fold`` on the training store's subjects outside that fold; write ``model_path``."""
     torch.set_num_threads(threads)
     store = open_dataset(store_path)
+    side = store.crop_side()
     plan = plan_fold("keypoints2d", store, k, fold)
     size = settings["model"]["input_size"]
     images = load_frames(store, plan.indices, size)
-    joints = torch.as_tensor(pixels_to_unit(store.joints_2d[plan.indices], store.frame_size[0]), dtype=torch.float32)
+    joints = torch.as_tensor(pixels_to_unit(store.joints_2d[plan.indices], side), dtype=torch.float32)
     augment = Augment.from_config(settings["augment"])
     training = settings["training"]
 
@@ -71,7 +73,8 @@ def train_fold(
     def loss_fn(outputs, coords):
         return integral_loss(outputs, coords, training["heatmap_loss_weight"], training["heatmap_sigma"])
 
-    train_fold_model(plan, build_model, settings, seed, make_batch, loss_fn, model_path, checkpoint_path, after_epoch)
+    train_fold_model(plan, build_model, settings, seed, make_batch, loss_fn, model_path, checkpoint_path, after_epoch,
+                     provenance=provenance)  # fmt: skip
 
 
 @torch.no_grad()
@@ -82,6 +85,7 @@ def predict_split(
     ``.npz`` and return (N, 17, 2) crop px."""
     torch.set_num_threads(threads)
     store = open_dataset(store_path)
+    side = store.crop_side()
     device = select_device()
     which, models, payloads = load_fold_models(model_paths, split, store.subject_names(), build_model, device)
     joints = np.zeros((store.num_frames, H36M.num_joints, 2), np.float32)
@@ -92,7 +96,7 @@ def predict_split(
             batch = indices[start : start + batch_size]
             x = to_unit_float(load_frames(store, batch, size), device)
             coords = soft_argmax(model(x)[-1]).cpu().numpy()
-            joints[batch] = unit_to_pixels(coords, store.frame_size[0])
+            joints[batch] = unit_to_pixels(coords, side)
         log.info("fold %d predicted %d %s frames", fold, len(indices), split)
     buffer = io.BytesIO()
     np.savez(buffer, joints_2d=joints, fold=which, frame_ids=np.array(store.frame_ids()), split=np.array(split))

@@ -49,6 +49,7 @@ def train_fold(
     checkpoint_path: str | Path,
     threads: int = 1,
     after_epoch=None,
+    provenance: dict | None = None,
 ) -> None:
     """Train the segmenter of ``fold`` on the training subjects outside that fold; write ``model_path``."""
     torch.set_num_threads(threads)
@@ -70,7 +71,8 @@ def train_fold(
     def loss_fn(logits, target):
         return F.cross_entropy(logits.float(), target)
 
-    train_fold_model(plan, build_model, settings, seed, make_batch, loss_fn, model_path, checkpoint_path, after_epoch)
+    train_fold_model(plan, build_model, settings, seed, make_batch, loss_fn, model_path, checkpoint_path, after_epoch,
+                     provenance=provenance)  # fmt: skip
 
 
 @torch.no_grad()

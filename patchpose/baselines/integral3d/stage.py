@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from patchpose.augment import Augment, jitter_colour, sample_transforms, warp
-from patchpose.baselines.common import fit_fold, fold_rows, predict_with_folds
+from patchpose.baselines.common import fit_fold, fold_rows, predict_with_folds, stage_name
 from patchpose.baselines.geometry import back_project, crop_unit_mm, crop_units, fit_scale, warp_crop_units
 from patchpose.baselines.integral3d.model import VolumetricResNet
 from patchpose.dataset_format import open_dataset
@@ -42,9 +42,7 @@ from patchpose.keypoints2d.integral import integral_loss, soft_argmax_nd
 from patchpose.orientation import bone_lengths
 from patchpose.skeleton import H36M
 
-__all__ = ["STAGE", "build_model", "train_fold", "predict_split", "volume_loss"]
-
-STAGE = "baselines.integral3d"
+__all__ = ["build_model", "train_fold", "predict_split", "volume_loss"]
 
 
 def build_model(model_settings: dict) -> VolumetricResNet:
@@ -73,11 +71,13 @@ def train_fold(
     curve_path: str | Path,
     threads: int = 1,
     after_epoch=None,
+    name: str = "integral3d",
+    provenance: dict | None = None,
 ) -> None:
     """Train fold ``fold``'s network on the training store's other folds; write the model and its curve."""
     torch.set_num_threads(threads)
     store = open_dataset(store_path)
-    rows = fold_rows(STAGE, store, k, fold, settings, seed)
+    rows = fold_rows(stage_name(name), store, k, fold, settings, seed)
     indices = rows.plan.indices
     size, extent = settings["model"]["input_size"], settings["model"]["depth_extent"]
     images = load_frames(store, indices, size)
@@ -109,7 +109,7 @@ def train_fold(
         return {"scale_calibration": float(np.median(ratio)) if len(ratio) else 1.0}
 
     fit_fold(rows, build_model, settings, seed, make_batch, make_eval_batch, loss_fn, model_path, checkpoint_path,
-             curve_path, {"mean_bone_lengths_mm": mean_bones}, after_epoch, calibrate)  # fmt: skip
+             curve_path, {"mean_bone_lengths_mm": mean_bones}, after_epoch, calibrate, provenance)  # fmt: skip
 
 
 def _predict_units(model, images: torch.Tensor, model_settings: dict, batch_size: int = 256) -> np.ndarray:

@@ -22,16 +22,15 @@ import torch
 import torch.nn.functional as F
 
 from patchpose.augment import pixels_to_unit
-from patchpose.baselines.common import fit_fold, fold_rows, predict_with_folds
+from patchpose.baselines.common import fit_fold, fold_rows, predict_with_folds, stage_name
 from patchpose.baselines.geometry import from_ray_frame, ray_rotations, root_relative, to_ray_frame
 from patchpose.baselines.lifting.model import LiftingMLP
 from patchpose.dataset_format import open_dataset
 from patchpose.keypoints2d.stage import read_predictions
 from patchpose.skeleton import H36M
 
-__all__ = ["STAGE", "build_model", "lifting_inputs", "train_fold", "predict_split"]
+__all__ = ["build_model", "lifting_inputs", "train_fold", "predict_split"]
 
-STAGE = "baselines.lifting"
 INPUTS = 2 * H36M.num_joints
 OUTPUTS = 3 * (H36M.num_joints - 1)
 
@@ -61,14 +60,16 @@ def train_fold(
     joints_2d: str | Path,
     threads: int = 1,
     after_epoch=None,
+    name: str = "lifting",
+    provenance: dict | None = None,
 ) -> None:
     """Train fold ``fold``'s lifter on the training store's other folds, from the predicted 2D joints in
     ``joints_2d`` (the training split's k-fold predictions); write the model and its learning curve."""
     torch.set_num_threads(threads)
     store = open_dataset(store_path)
-    rows = fold_rows(STAGE, store, k, fold, settings, seed)
+    rows = fold_rows(stage_name(name), store, k, fold, settings, seed)
     indices = rows.plan.indices
-    inputs = lifting_inputs(read_predictions(joints_2d, store)[indices], store.frame_size[0])
+    inputs = lifting_inputs(read_predictions(joints_2d, store)[indices], store.crop_side())
     poses = to_ray_frame(root_relative(store.joints_3d[indices]), ray_rotations(store, indices))
     outputs = poses[:, 1:].reshape(len(indices), OUTPUTS)
     norm = {"input": _statistics(inputs[rows.training]), "output": _statistics(outputs[rows.training])}
@@ -85,7 +86,7 @@ def train_fold(
         return F.mse_loss(prediction.float(), target)
 
     fit_fold(rows, build_model, settings, seed, make_batch, make_eval_batch, loss_fn, model_path,
-             checkpoint_path, curve_path, {"normalisation": norm}, after_epoch)  # fmt: skip
+             checkpoint_path, curve_path, {"normalisation": norm}, after_epoch, provenance=provenance)  # fmt: skip
 
 
 @torch.no_grad()
@@ -104,7 +105,7 @@ def predict_split(
     (N, 17, 3) camera-frame root-relative poses, mm."""
     torch.set_num_threads(threads)
     store = open_dataset(store_path)
-    inputs = lifting_inputs(read_predictions(joints_2d, store), store.frame_size[0])
+    inputs = lifting_inputs(read_predictions(joints_2d, store), store.crop_side())
     rotations = ray_rotations(store)
 
     def predict_rows(model, payload, rows, device):

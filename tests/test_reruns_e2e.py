@@ -1,0 +1,126 @@
+"""End to end, real Snakemake on the tiny config: a rerun starts from its inputs and its code.
+
+* A training job rerun because its input data changed must not resume the finished checkpoint of the old
+  data (it would republish the old weights): the new model equals a from-scratch training on the new data.
+* Editing a stage's package code reruns that stage and what depends on it (the rules' ``code`` param,
+  ``patchpose/provenance.py``); editing README, docs, tests or a module no stage runs reruns nothing.
+  The package is copied into the workflow directory and put first on PYTHONPATH, so the test edits the copy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from patchpose.training import load_torch
+from tests.conftest import REPO, copy_workflow, run_snakemake, write_config
+from tests.test_workflow_e2e import _planned_jobs, _tiny_config
+
+pytestmark = pytest.mark.slow
+
+FOLD0 = "results/synthetic/keypoints2d/models/fold0.pt"
+
+
+def _run(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    result = run_snakemake(directory, *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_torch(path)["model"]
+
+
+def test_changed_world_key_retrains_from_scratch_instead_of_resuming_the_old_checkpoint(tmp_path):
+    rerun = copy_workflow(tmp_path / "rerun")
+    write_config(rerun, _tiny_config())
+    _run(rerun, FOLD0)
+    old = _weights(rerun / FOLD0)
+    old_provenance = load_torch(rerun / FOLD0)["provenance"]
+    assert set(old_provenance["inputs"]) == {"train"} and len(old_provenance["code"]) == 16
+
+    write_config(rerun, _tiny_config(noise_sigma=6.0))  # re-renders train.zarr, so the fold model reruns
+    planned = _run(rerun, FOLD0, "-n")
+    assert _planned_jobs(planned)["train_keypoints2d_fold"] == 1
+    _run(rerun, FOLD0)
+    new = _weights(rerun / FOLD0)
+    log = (rerun / "results/synthetic/logs/keypoints2d/train_fold0.log").read_text()
+    assert "written under another config" in log and "epoch 1/1 loss" in log
+
+    fresh = copy_workflow(tmp_path / "fresh")
+    write_config(fresh, _tiny_config(noise_sigma=6.0))
+    _run(fresh, FOLD0)
+    scratch = _weights(fresh / FOLD0)
+
+    assert any(not torch.equal(old[name], new[name]) for name in old if old[name].is_floating_point())
+    assert all(torch.equal(new[name], scratch[name]) for name in scratch)
+    assert load_torch(rerun / FOLD0)["provenance"] == load_torch(fresh / FOLD0)["provenance"]
+
+
+# --- code changes ---
+
+
+def _snakemake_with_package(directory: Path, *args: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONPATH": f"{directory}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
+        cwd=directory, capture_output=True, text=True, timeout=900, env=environment,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def workflow_with_package(tmp_path_factory):
+    """The tiny pipeline run to the end with its own copy of the package (and README, docs, tests)."""
+    directory = copy_workflow(tmp_path_factory.mktemp("code"))
+    for name in ("patchpose", "docs", "tests"):
+        shutil.copytree(REPO / name, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(REPO / "README.md", directory / "README.md")
+    write_config(directory, _tiny_config())
+    _snakemake_with_package(directory)
+    assert "Nothing to be done" in _snakemake_with_package(directory, "-n").stdout
+    return directory
+
+
+def _planned_after_editing(directory: Path, relative: str) -> dict[str, int]:
+    """The jobs a dry run plans after appending a comment to ``relative``; the file is restored after."""
+    path = directory / relative
+    original = path.read_text()
+    path.write_text(original + "\n# edited by a test\n")
+    try:
+        result = _snakemake_with_package(directory, "-n")
+    finally:
+        path.write_text(original)
+    jobs = _planned_jobs(result)
+    if jobs:
+        assert "params changed" in result.stdout.lower() or "code" in result.stdout.lower()
+    return jobs
+
+
+def test_editing_the_patch_geometry_reruns_the_patches_and_nothing_earlier(workflow_with_package):
+    jobs = _planned_after_editing(workflow_with_package, "patchpose/patches/geometry.py")
+    assert jobs["cut_limb_patches"] == 2 and jobs["patches_contact_sheet"] == 2
+    earlier = ("render", "keypoints2d", "segmentation", "baseline")
+    assert not {rule for rule in jobs if any(stage in rule for stage in earlier)}
+
+
+def test_editing_the_hourglass_retrains_keypoints2d_and_what_uses_its_predictions(workflow_with_package):
+    jobs = _planned_after_editing(workflow_with_package, "patchpose/keypoints2d/hourglass.py")
+    assert jobs["train_keypoints2d_fold"] == 2 and jobs["predict_keypoints2d"] == 2
+    assert jobs["cut_limb_patches"] == 2  # the limb boxes come from the predicted joints
+    assert jobs["train_baseline_fold"] >= 2  # lifting lifts the predicted joints
+    assert not {"render_synthetic_split", "train_segmentation_fold", "predict_segmentation"} & set(jobs)
+
+
+@pytest.mark.parametrize(
+    "relative", ["README.md", "docs/data_format.md", "tests/test_metrics.py", "patchpose/h36m/video.py"]
+)
+def test_editing_what_no_stage_runs_reruns_nothing(workflow_with_package, relative):
+    assert _planned_after_editing(workflow_with_package, relative) == {}
