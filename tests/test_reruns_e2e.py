@@ -27,6 +27,12 @@ pytestmark = pytest.mark.slow
 FOLD0 = "results/synthetic/keypoints2d/models/fold0.pt"
 
 
+def _workflow(directory: Path, config: dict) -> Path:
+    directory.mkdir()
+    write_config(copy_workflow(directory), config)
+    return directory
+
+
 def _run(directory: Path, *args: str) -> subprocess.CompletedProcess:
     result = run_snakemake(directory, *args)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -38,8 +44,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_changed_world_key_retrains_from_scratch_instead_of_resuming_the_old_checkpoint(tmp_path):
-    rerun = copy_workflow(tmp_path / "rerun")
-    write_config(rerun, _tiny_config())
+    rerun = _workflow(tmp_path / "rerun", _tiny_config())
     _run(rerun, FOLD0)
     old = _weights(rerun / FOLD0)
     old_provenance = load_torch(rerun / FOLD0)["provenance"]
@@ -53,8 +58,7 @@ def test_changed_world_key_retrains_from_scratch_instead_of_resuming_the_old_che
     log = (rerun / "results/synthetic/logs/keypoints2d/train_fold0.log").read_text()
     assert "written under another config" in log and "epoch 1/1 loss" in log
 
-    fresh = copy_workflow(tmp_path / "fresh")
-    write_config(fresh, _tiny_config(noise_sigma=6.0))
+    fresh = _workflow(tmp_path / "fresh", _tiny_config(noise_sigma=6.0))
     _run(fresh, FOLD0)
     scratch = _weights(fresh / FOLD0)
 
