@@ -90,7 +90,13 @@ def get_training_settings(stage):
 
 
 def get_keypoints2d_training_settings():
-    return get_training_settings("keypoints2d")
+    """keypoints2d's model/training/augment; without the part head's keys when the segmentation has a
+    network of its own (segmentation.network: refinenet), so they then shape nothing."""
+    settings = get_training_settings("keypoints2d")
+    if config["segmentation"]["network"] != "keypoints2d":
+        settings["model"] = {k: v for k, v in settings["model"].items() if k != "part_head_channels"}
+        settings["training"] = {k: v for k, v in settings["training"].items() if k != "part_loss_weight"}
+    return settings
 
 
 def get_segmentation_training_settings():
@@ -113,7 +119,8 @@ def get_keypoints2d_fold_models(wildcards):
 
 
 def get_segmentation_fold_models(wildcards):
-    return get_fold_models("segmentation")
+    """The fold models that segment: keypoints2d's (their part head) or the segmentation stage's own."""
+    return get_fold_models("keypoints2d" if config["segmentation"]["network"] == "keypoints2d" else "segmentation")
 
 
 def get_person_boxes():
@@ -265,10 +272,13 @@ def get_trained_baseline_prediction_batch_size(wildcards):
 
 
 def get_trained_baseline_training_inputs(wildcards):
-    """The training store, plus the training split's k-fold 2D predictions for a lifting baseline (for ``unpack``)."""
+    """The training store, plus the training split's k-fold 2D predictions for a lifting baseline or the
+    same fold's keypoints2d model an integral3d baseline starts from (for ``unpack``)."""
     inputs = {"train": f"{RESULTS}/dataset/train.zarr"}
     if get_baseline_kind(wildcards) == "lifting":
         inputs["joints_2d"] = f"{RESULTS}/keypoints2d/train_joints_2d.npz"
+    if get_baseline_kind(wildcards) == "integral3d":
+        inputs["init"] = get_keypoints2d_fold_models(wildcards)[int(wildcards.fold)]
     return inputs
 
 

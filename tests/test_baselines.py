@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from patchpose.augment import Augment, Transforms, sample_transforms, warp_points
+from patchpose.baselines.common import fold_rows, stage_name
 from patchpose.baselines.curves import plot_learning_curves, read_curve
 from patchpose.baselines.geometry import (
     _depth_ratio,
@@ -27,7 +28,7 @@ from patchpose.baselines.geometry import (
     warp_crop_units,
 )
 from patchpose.baselines.integral3d import stage as integral3d
-from patchpose.baselines.integral3d.model import VolumetricResNet
+from patchpose.baselines.integral3d.model import VolumetricHourglass
 from patchpose.baselines.lifting import stage as lifting
 from patchpose.baselines.lifting.model import LiftingMLP
 from patchpose.camera import pixel_rays
@@ -36,7 +37,8 @@ from patchpose.crop_geometry import apply_affine
 from patchpose.dataset_format import DatasetWriter, open_dataset
 from patchpose.fold_models import holdout_rows, plan_fold, write_learning_curve
 from patchpose.folds import FoldError
-from patchpose.keypoints2d.integral import soft_argmax_nd
+from patchpose.keypoints2d import stage as keypoints2d
+from patchpose.keypoints2d.integral import soft_argmax_nd, softmax_heatmaps, softmax_nd
 from patchpose.poses3d.files import read_predictions
 from patchpose.skeleton import H36M
 from patchpose.training import TrainSpec, Validation, load_torch, read_history, train
@@ -79,7 +81,7 @@ def baseline_settings(kind: str, **training) -> dict:
     if kind == "lifting":
         settings["model"].update(width=16, blocks=1)
     else:
-        settings["model"].update(input_size=16, width=4, levels=1, head_channels=4, volume_size=8)
+        settings["model"].update(depth_bins=4)
     settings["training"].update({"max_epochs": 3, "patience": 2, "batch_size": 4, **training})
     return settings
 
@@ -106,15 +108,21 @@ def test_lifting_mlp_shapes():
     assert len(model.blocks) == 2
 
 
-def test_volumetric_resnet_shapes_and_bad_sizes():
-    model = VolumetricResNet(17, input_size=32, width=4, levels=2, head_channels=8, volume_size=16)
-    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 17, 16, 16, 16)  # trunk 4x4 -> two upsamplings
-    same = VolumetricResNet(17, input_size=32, width=4, levels=1, head_channels=8, volume_size=8)
-    assert same(torch.zeros(2, 3, 32, 32)).shape == (2, 17, 8, 8, 8) and len(same.up) == 0
-    with pytest.raises(ValueError, match="power-of-2 multiple"):
-        VolumetricResNet(17, input_size=32, width=4, levels=2, head_channels=8, volume_size=12)
-    with pytest.raises(ValueError, match="divisible"):
-        VolumetricResNet(17, input_size=36, width=4, levels=2, head_channels=8, volume_size=16)
+HOURGLASS = {"input_size": 16, "heatmap_size": 8, "stacks": 1, "features": 8, "depth": 1}
+
+
+def test_volumetric_hourglass_starts_from_the_2d_heatmaps():
+    torch.manual_seed(0)
+    model = VolumetricHourglass(17, HOURGLASS, depth_bins=6).eval()
+    x = torch.rand(2, 3, 16, 16)
+    volume = model(x)
+    assert volume.shape == (2, 17, 6, 8, 8)
+    # the depth head starts at zero: the volume's image-plane marginal is the 2D network's heatmap, depth flat
+    heatmap = model.hourglass(x)[0][-1]
+    probabilities = softmax_nd(volume, 3)
+    assert torch.allclose(probabilities.sum(dim=2), softmax_heatmaps(heatmap), atol=1e-6)
+    assert torch.allclose(probabilities.sum(dim=(3, 4)), torch.full((2, 17, 6), 1 / 6), atol=1e-6)
+    assert torch.allclose(soft_argmax_nd(volume, 3)[..., 2], torch.zeros(2, 17), atol=1e-6)
 
 
 # --- 3D soft-argmax -------------------------------------------------------------------------------------
@@ -295,16 +303,29 @@ def test_validation_poses_are_never_trained_on(stores):
 @pytest.fixture(scope="module")
 def fold_models(stores, tmp_path_factory):
     directory = tmp_path_factory.mktemp("models")
-    models = {}
+    models = {"keypoints2d": keypoints2d_fold_models(stores, directory)}
     for kind, module in (("lifting", lifting), ("integral3d", integral3d)):
         settings = baseline_settings(kind, max_epochs=2)
-        extra = {"joints_2d": stores["train_2d"]} if kind == "lifting" else {}
         models[kind] = [directory / f"{kind}{fold}.pt" for fold in range(3)]
         for fold in range(3):
+            extra = {"joints_2d": stores["train_2d"]} if kind == "lifting" else {"init": models["keypoints2d"][fold]}
             stem = directory / f"{kind}{fold}"
             module.train_fold(stores["train"], fold, 3, settings, 0, models[kind][fold], stem.with_suffix(".ckpt"),
                               stem.with_suffix(".csv"), threads=1, **extra)  # fmt: skip
     return models
+
+
+def keypoints2d_fold_models(stores, directory) -> list:
+    """Tiny keypoints2d fold models (no part head: the stores have no part labels) of the 3 folds."""
+    settings = copy.deepcopy(validate_config(default_config())["keypoints2d"])
+    settings = {key: settings[key] for key in ("model", "training", "augment")}
+    settings["model"] = dict(HOURGLASS)
+    settings["training"].update(epochs=1, batch_size=4)
+    del settings["training"]["part_loss_weight"]
+    paths = [directory / f"keypoints2d{fold}.pt" for fold in range(3)]
+    for fold, path in enumerate(paths):
+        keypoints2d.train_fold(stores["train"], fold, 3, settings, 0, path, path.with_suffix(".ckpt"), 1)
+    return paths
 
 
 @pytest.mark.parametrize("kind", ["lifting", "integral3d"])
@@ -331,6 +352,39 @@ def test_k_fold_prediction_refuses_a_model_that_saw_the_subject(stores, fold_mod
         assert set(payload["trained_subjects"]) == set(subjects) - {("S1", "S5", "S6")[fold]}
         assert 0 < payload["scale_calibration"] < np.inf and payload["mean_bone_lengths_mm"].shape == (16,)
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_integral3d_refuses_to_start_from_another_fold_s_keypoints2d_model(stores, fold_models, tmp_path):
+    settings = baseline_settings("integral3d", max_epochs=1)
+    with pytest.raises(ValueError, match=r"keypoints2d1\.pt: not the keypoints2d model of fold 0 of 3"):
+        integral3d.train_fold(stores["train"], 0, 3, settings, 0, tmp_path / "m.pt", tmp_path / "c.pt",
+                              tmp_path / "c.csv", threads=1, init=fold_models["keypoints2d"][1])  # fmt: skip
+    with pytest.raises(ValueError, match=r"lifting0\.pt: not the keypoints2d model"):
+        integral3d.train_fold(stores["train"], 0, 3, settings, 0, tmp_path / "m.pt", tmp_path / "c.pt",
+                              tmp_path / "c.csv", threads=1, init=fold_models["lifting"][0])  # fmt: skip
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_two_baselines_of_one_kind_draw_their_own_numbers(stores, tmp_path):
+    """RNG streams (held-out poses, initial weights, batches) are named by the baseline's name, not its kind."""
+    store = open_dataset(stores["train"])
+    settings = baseline_settings("lifting", max_epochs=1)
+    first = fold_rows(stage_name("lifting"), store, 3, 0, settings, 0).validation
+    assert not np.array_equal(first, fold_rows(stage_name("wide_lifting"), store, 3, 0, settings, 0).validation)
+    models = {}
+    for name in ("lifting", "wide_lifting", "lifting"):
+        directory = tmp_path / f"{name}{len(models)}"
+        directory.mkdir()
+        lifting.train_fold(stores["train"], 0, 3, settings, 7, directory / "m.pt", directory / "c.pt",
+                           directory / "curve.csv", stores["train_2d"], 1, name=name)  # fmt: skip
+        models[len(models)] = load_torch(directory / "m.pt")["model"]
+    assert all(torch.equal(models[0][n], models[2][n]) for n in models[0])  # same name: same numbers
+    assert any(not torch.equal(models[0][n], models[1][n]) for n in models[0] if models[0][n].is_floating_point())
+
+
+def test_integral3d_fold_model_carries_its_hourglass_settings(fold_models):
+    payload = load_torch(fold_models["integral3d"][0])
+    assert payload["model_settings"] == {"depth_bins": 4, "depth_extent": 1.25, "hourglass": HOURGLASS}
 
 
 def test_lifting_refuses_2d_predictions_of_other_frames(stores, fold_models, tmp_path):

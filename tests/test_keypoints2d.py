@@ -101,9 +101,12 @@ def test_channel_shuffle_permutes_channels_and_keeps_the_streams_aligned():
 
 def test_hourglass_shapes_and_bad_sizes():
     model = StackedHourglass(17, input_size=32, heatmap_size=16, stacks=2, features=8, depth=2)
-    outputs = model(torch.rand(2, 3, 32, 32))
-    assert len(outputs) == 2 and outputs[-1].shape == (2, 17, 16, 16)
+    outputs, parts = model(torch.rand(2, 3, 32, 32))
+    assert len(outputs) == 2 and outputs[-1].shape == (2, 17, 16, 16) and parts is None
     assert integral_loss(outputs, torch.zeros(2, 17, 2), 0.1, 1.0).ndim == 0
+    with_parts = StackedHourglass(17, input_size=32, heatmap_size=16, stacks=1, features=8, depth=2, part_classes=15)
+    outputs, parts = with_parts(torch.rand(2, 3, 32, 32))
+    assert outputs[-1].shape == (2, 17, 16, 16) and parts.shape == (2, 15, 32, 32)  # parts at the input size
     with pytest.raises(ValueError, match="power of 2"):
         StackedHourglass(17, input_size=48, heatmap_size=16, stacks=1, features=8, depth=1)
     with pytest.raises(ValueError, match="divisible by 2"):

@@ -115,12 +115,18 @@ def test_editing_the_patch_geometry_reruns_the_patches_and_nothing_earlier(workf
     assert not {rule for rule in jobs if any(stage in rule for stage in earlier)}
 
 
-def test_editing_the_hourglass_retrains_keypoints2d_and_what_uses_its_predictions(workflow_with_package):
-    jobs = _planned_after_editing(workflow_with_package, "patchpose/keypoints2d/hourglass.py")
-    assert jobs["train_keypoints2d_fold"] == 2 and jobs["predict_keypoints2d"] == 2
-    assert jobs["cut_limb_patches"] == 2  # the limb boxes come from the predicted joints
-    assert jobs["train_baseline_fold"] >= 2  # lifting lifts the predicted joints
-    assert not {"render_synthetic_split", "train_segmentation_fold", "predict_segmentation"} & set(jobs)
+def test_editing_the_lifting_network_retrains_lifting_and_nothing_else(workflow_with_package):
+    jobs = _planned_after_editing(workflow_with_package, "patchpose/baselines/lifting/model.py")
+    assert jobs["train_baseline_fold"] == 2 and jobs["predict_trained_baseline"] == 2  # lifting's folds and splits
+    assert jobs["evaluate_baseline"] == 1 and jobs["baseline_info"] == 1
+    assert not {rule for rule in jobs if any(stage in rule for stage in ("render", "keypoints2d", "segment", "cut"))}
+
+
+def test_editing_the_keypoints2d_evaluation_reruns_only_that_evaluation(workflow_with_package):
+    assert _planned_after_editing(workflow_with_package, "patchpose/keypoints2d/evaluate.py") == {
+        "evaluate_keypoints2d": 1,
+        "all": 1,
+    }
 
 
 @pytest.mark.parametrize(

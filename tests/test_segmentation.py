@@ -12,6 +12,7 @@ import torch
 from patchpose.augment import PART_FLIP
 from patchpose.config import validate_config
 from patchpose.dataset_format import DatasetWriter, open_dataset
+from patchpose.keypoints2d import stage as keypoints2d
 from patchpose.parts import NUM_PARTS, PALETTE, PART_NAMES, encode_labels
 from patchpose.segmentation.evaluate import confusion_counts, evaluate, iou_from_counts, mean_label_map
 from patchpose.segmentation.refinenet import RefineNetLite
@@ -19,6 +20,7 @@ from patchpose.segmentation.stage import encode_probability_maps, predict_split,
 from patchpose.segmentation.store import open_segmentation, write_segmentation
 from tests.conftest import default_config
 from tests.dataset_factory import TINY_ACTIONS, TINY_SUBJECTS, make_tiny_batch, write_tiny_dataset
+from tests.test_training import tiny_keypoints_settings
 
 
 def test_one_hot_probabilities_encode_to_the_palette_colour():
@@ -87,6 +89,33 @@ def test_tiny_stage_trains_segments_and_evaluates(tmp_path):
     table = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert [r["method"] for r in table[:3]] == ["network", "all_background_baseline", "mean_label_map_baseline"]
     assert "iou_left_hand" in table[0]
+
+
+def test_keypoints2d_fold_models_segment_with_their_part_head(tmp_path):
+    """The default: the keypoints2d hourglass's part head segments; its segmentation is the head's argmax."""
+    train = write_tiny_dataset(tmp_path / "train.zarr", num_frames=10, split="train")
+    settings = tiny_keypoints_settings(epochs=1)
+    assert "part_head_channels" in settings["model"]
+    models = [tmp_path / f"fold{fold}.pt" for fold in range(2)]
+    for fold, path in enumerate(models):
+        keypoints2d.train_fold(train, fold, 2, settings, 0, path, tmp_path / f"ckpt{fold}.pt")
+    predict_split(train, models, "train", 3, tmp_path / "seg.zarr")
+    store = open_dataset(train)
+    segmentation = open_segmentation(tmp_path / "seg.zarr", store)
+    payload = torch.load(models[0], weights_only=False)
+    network = keypoints2d.build_model(payload["model_settings"])
+    network.load_state_dict(payload["model"])
+    rows = np.flatnonzero(segmentation.fold == 0)
+    frames = torch.as_tensor(store.read_frames(rows)).permute(0, 3, 1, 2).float() / 255
+    assert payload["model_settings"]["input_size"] == store.crop_side()  # no resampling in between
+    logits = network.eval()(frames)[1]
+    assert np.array_equal(segmentation.read_labels(rows), logits.argmax(1).numpy())
+    # a keypoints2d model without the part head cannot segment
+    del settings["model"]["part_head_channels"], settings["training"]["part_loss_weight"]
+    keypoints2d.train_fold(train, 0, 2, settings, 0, tmp_path / "plain.pt", tmp_path / "plain.ckpt")
+    with pytest.raises(ValueError, match="no part head"):
+        predict_split(train, [tmp_path / "plain.pt", models[1]], "train", 3, tmp_path / "x.zarr")
+    assert not (tmp_path / "x.zarr").exists()
 
 
 def test_segmentation_of_other_frames_is_refused(tmp_path):

@@ -21,12 +21,30 @@ def test_default_dry_run_plans_stage2_per_fold_and_split(workflow_dir):
     result = run_snakemake(workflow_dir, "-n")
     assert result.returncode == 0, result.stderr
     k = default_config()["folds"]["k"]
+    assert "train_keypoints2d_fold" in result.stdout
+    for fold in range(k):
+        assert f"results/synthetic/keypoints2d/models/fold{fold}.pt" in result.stdout
     for stage in ("keypoints2d", "segmentation"):
-        assert f"train_{stage}_fold" in result.stdout
-        for fold in range(k):
-            assert f"results/synthetic/{stage}/models/fold{fold}.pt" in result.stdout
         assert f"results/synthetic/{stage}/metrics.csv" in result.stdout
     assert "results/synthetic/segmentation/test.zarr" in result.stdout
+    # by default the keypoints2d network's part head segments: no segmentation network of its own
+    assert "train_segmentation_fold" not in result.stdout and "segmentation/models/" not in result.stdout
+    segment = re.findall(r"rule predict_segmentation:\n\s+input: (.*)", result.stdout)
+    assert len(segment) == 2 and all("keypoints2d/models/fold0.pt" in line for line in segment)
+
+
+def test_refinenet_segmentation_trains_its_own_fold_models(workflow_dir):
+    config = default_config()
+    config["segmentation"]["network"] = "refinenet"
+    write_config(workflow_dir, config)
+    result = run_snakemake(workflow_dir, "-n")
+    assert result.returncode == 0, result.stderr
+    k = config["folds"]["k"]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", result.stdout, flags=re.MULTILINE))
+    assert int(jobs["train_segmentation_fold"]) == k and int(jobs["train_keypoints2d_fold"]) == k
+    segment = re.findall(r"rule predict_segmentation:\n\s+input: (.*)", result.stdout)
+    assert len(segment) == 2 and all("segmentation/models/fold0.pt" in line for line in segment)
+    assert all("keypoints2d/models" not in line for line in segment)
 
 
 @pytest.mark.parametrize(
@@ -98,8 +116,12 @@ def test_default_dry_run_plans_the_trained_baselines(workflow_dir):
             assert f"results/synthetic/baselines/{name}/curves/fold{fold}.csv" in result.stdout
         for output in ("train_poses_3d.npz", "test_poses_3d.npz", "info.json", "mpjpe_per_action.csv"):
             assert f"results/synthetic/baselines/{name}/{output}" in result.stdout
-    # lifting lifts the predicted 2D joints (k-fold ones for the training split); integral3d reads only frames
+    # lifting lifts the predicted 2D joints (k-fold ones for the training split); integral3d reads the frames
+    # and starts from the keypoints2d model of its own fold
     inputs = re.findall(r"rule train_baseline_fold:\n\s+input: (.*)\n\s+output: (\S+)", result.stdout)
     assert len(inputs) == 3 * k
     for line, model in inputs:
         assert ("keypoints2d/train_joints_2d.npz" in line) == ("lifting" in model), (line, model)
+        fold = re.search(r"fold(\d)\.pt", model)[1]
+        assert (f"keypoints2d/models/fold{fold}.pt" in line) == ("integral3d" in model), (line, model)
+        assert "keypoints2d/models/" not in line.replace(f"keypoints2d/models/fold{fold}.pt", ""), line

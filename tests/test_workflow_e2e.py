@@ -15,6 +15,7 @@ from patchpose.metrics import per_frame_mpjpe, per_frame_pa_mpjpe
 from patchpose.patches.geometry import LimbPatchGeometry, limb_patch_geometry
 from patchpose.patches.store import open_patch_store
 from patchpose.poses3d import VIDEOPOSE3D_JOINT_NAMES, read_baseline_info, write_predictions
+from patchpose.training import load_torch
 from tests.conftest import copy_workflow, default_config, run_snakemake, write_config
 
 TINY = {
@@ -45,10 +46,7 @@ TINY_STAGE2 = {
 TINY_BASELINES = {
     "baselines": {
         "lifting": {"model": {"width": 16, "blocks": 1}, "training": {"max_epochs": 3, "patience": 1, "batch_size": 8}},
-        "integral3d": {
-            "model": {"input_size": 16, "width": 4, "levels": 1, "head_channels": 4, "volume_size": 4},
-            "training": {"max_epochs": 2, "patience": 1, "batch_size": 8},
-        },
+        "integral3d": {"model": {"depth_bins": 4}, "training": {"max_epochs": 2, "patience": 1, "batch_size": 8}},
     },
 }
 
@@ -136,25 +134,33 @@ def test_tiny_pipeline_runs_stage2(finished_workflow):
     for stage in ("keypoints2d", "segmentation"):
         metrics = (results / stage / "metrics.csv").read_text().splitlines()
         assert len(metrics) == 1 + 2 * (2 if stage == "keypoints2d" else 3)  # header + rows per split and method
-        for fold in range(2):
-            assert (results / stage / "models" / f"fold{fold}.pt").exists()
-            assert (results / "logs" / stage / f"train_fold{fold}.log").read_text().count("epoch 1/1 loss") == 1
-            assert (results / "benchmarks" / stage / f"train_fold{fold}.tsv").exists()
         for split in ("train", "test"):
             assert (results / stage / f"{split}_contact_sheet.png").stat().st_size > 0
+    for fold in range(2):  # one network per fold for both: the keypoints2d hourglass with its part head
+        assert "part_head_channels" in load_torch(results / "keypoints2d/models" / f"fold{fold}.pt")["model_settings"]
+        assert (results / "logs/keypoints2d" / f"train_fold{fold}.log").read_text().count("epoch 1/1 loss") == 1
+        assert (results / "benchmarks/keypoints2d" / f"train_fold{fold}.tsv").exists()
+    assert not (results / "segmentation/models").exists()
     assert (results / "segmentation/test.zarr/encoded").is_dir()
 
 
-def test_changed_segmentation_key_reruns_segmentation_not_keypoints(finished_workflow):
-    change = {"segmentation": {"model": {"decoder_channels": 12}}}
+def test_changed_segmentation_evaluation_key_reruns_only_its_evaluation(finished_workflow):
+    change = {"segmentation": {"evaluation": {"contact_sheet_frames": 5}}}
+    write_config(finished_workflow, _tiny_config(change), name="changed.yaml")
+    result = run_snakemake(finished_workflow, "-n", "--configfile", "changed.yaml")
+    assert result.returncode == 0, result.stderr
+    assert set(_planned_jobs(result)) == {"evaluate_segmentation", "all"}
+
+
+def test_changed_part_loss_weight_retrains_the_shared_network_and_what_follows(finished_workflow):
+    change = {"keypoints2d": {"training": {"part_loss_weight": 0.5}}}
     write_config(finished_workflow, _tiny_config(change), name="changed.yaml")
     result = run_snakemake(finished_workflow, "-n", "--configfile", "changed.yaml")
     assert result.returncode == 0, result.stderr
     jobs = _planned_jobs(result)
-    assert jobs["train_segmentation_fold"] == 2 and jobs["predict_segmentation"] == 2
-    assert jobs["evaluate_segmentation"] == 1
-    assert not {rule for rule in jobs if "keypoints2d" in rule or rule == "render_synthetic_split"}
-    assert not {path for path in _all_planned_outputs(result) if "keypoints2d" in path}
+    assert jobs["train_keypoints2d_fold"] == 2 and jobs["predict_keypoints2d"] == 2
+    assert jobs["predict_segmentation"] == 2  # the part head is the segmentation
+    assert jobs["cut_limb_patches"] == 2 and "render_synthetic_split" not in jobs
 
 
 def test_changed_evaluation_key_reruns_only_evaluation(finished_workflow):

@@ -1,8 +1,16 @@
-"""A small stacked hourglass (Newell et al. 2016) producing one heatmap per joint per stack.
+"""A small stacked hourglass (Newell et al. 2016) producing one heatmap per joint per stack, and optionally
+a part segmentation from the same trunk.
 
 Input (B, 3, S, S) RGB in [0, 1], S = ``input_size``; a stem of stride-2 residual stages brings it
 to the heatmap size h = ``heatmap_size`` (S / h must be a power of 2); each hourglass recurses
-``depth`` times (h must be divisible by 2^depth). Output: list (one per stack) of (B, J, h, h) logits.
+``depth`` times (h must be divisible by 2^depth). Output (``forward``): a list (one per stack) of
+(B, J, h, h) heatmap logits, and the part logits (B, part_classes, S, S) or None.
+
+Part head (``part_classes`` > 0): one 3x3 conv (``part_head_channels``, batch norm, ReLU) and a 1x1 conv to
+the part classes on the last stack's features at h x h, upsampled bilinearly to the input size. One trunk
+then serves the 2D keypoints and the segmentation the paper's patches are cut from (multi-task, as Xia et
+al. 2017's joint pose and part parsing): the dense part labels help the keypoints, and one network costs
+half of two (README "2D keypoints and segmentation").
 """
 
 from __future__ import annotations
@@ -52,7 +60,17 @@ class Hourglass(nn.Module):
 
 
 class StackedHourglass(nn.Module):
-    def __init__(self, num_joints: int, input_size: int, heatmap_size: int, stacks: int, features: int, depth: int):
+    def __init__(
+        self,
+        num_joints: int,
+        input_size: int,
+        heatmap_size: int,
+        stacks: int,
+        features: int,
+        depth: int,
+        part_classes: int = 0,
+        part_head_channels: int = 32,
+    ):
         super().__init__()
         ratio = input_size // heatmap_size
         if input_size % heatmap_size or ratio & (ratio - 1):
@@ -79,8 +97,19 @@ class StackedHourglass(nn.Module):
         self.heads = nn.ModuleList(nn.Conv2d(features, num_joints, 1) for _ in range(stacks))
         self.merge_features = nn.ModuleList(nn.Conv2d(features, features, 1) for _ in range(stacks - 1))
         self.merge_heatmaps = nn.ModuleList(nn.Conv2d(num_joints, features, 1) for _ in range(stacks - 1))
+        self.parts = (
+            nn.Sequential(
+                nn.Conv2d(features, part_head_channels, 3, 1, 1, bias=False),
+                nn.BatchNorm2d(part_head_channels),
+                nn.ReLU(True),
+                nn.Conv2d(part_head_channels, part_classes, 1),
+            )
+            if part_classes
+            else None
+        )
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def heatmaps_and_features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """The heatmap logits of every stack and the last stack's features (B, features, h, h)."""
         x = self.stem(x)
         outputs = []
         for i, hourglass in enumerate(self.hourglasses):
@@ -89,4 +118,11 @@ class StackedHourglass(nn.Module):
             outputs.append(heatmap)
             if i < len(self.hourglasses) - 1:
                 x = x + self.merge_features[i](feature) + self.merge_heatmaps[i](heatmap)
-        return outputs
+        return outputs, feature
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        heatmaps, feature = self.heatmaps_and_features(x)
+        if self.parts is None:
+            return heatmaps, None
+        parts = nn.functional.interpolate(self.parts(feature), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return heatmaps, parts

@@ -1,7 +1,11 @@
 """Train one fold's 2D keypoint network, and predict a split's 2D joints with the fold models.
 
-Settings are the config's ``keypoints2d`` block (``model``, ``training``, ``augment``). Joints are
-(N, 17, 2) float32 crop pixels (pixel-centre convention, as the dataset's ``joints_2d``).
+Settings are the config's ``keypoints2d`` block (``model``, ``training``, ``augment``). With
+``model.part_head_channels`` the network also segments the 15 body parts (``patchpose.keypoints2d.hourglass``,
+a head on the same trunk; the segmentation stage reads it): the training loss is then the integral loss plus
+``training.part_loss_weight`` x the per-pixel cross-entropy of the part labels (warped with the frame,
+nearest neighbour, left/right swapped after a flip). Joints are (N, 17, 2) float32 crop pixels
+(pixel-centre convention, as the dataset's ``joints_2d``).
 Model files: ``patchpose.fold_models``. Prediction files (``.npz``) hold ``joints_2d``, ``fold`` (N,)
 (the model that predicted each frame), ``frame_ids`` (N,) str and ``split``.
 """
@@ -14,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from patchpose.atomic import atomic_write_bytes
 from patchpose.augment import (
     Augment,
+    flip_part_labels,
     jitter_colour,
     pixels_to_unit,
     sample_transforms,
@@ -30,6 +36,7 @@ from patchpose.fold_models import load_fold_models, plan_fold, train_fold_model
 from patchpose.frames import load_frames, to_unit_float
 from patchpose.keypoints2d.hourglass import StackedHourglass
 from patchpose.keypoints2d.integral import integral_loss, soft_argmax
+from patchpose.parts import NUM_PARTS
 from patchpose.skeleton import H36M
 from patchpose.training import select_device
 
@@ -39,7 +46,9 @@ log = logging.getLogger("patchpose.keypoints2d")
 
 
 def build_model(model_settings: dict) -> StackedHourglass:
-    return StackedHourglass(H36M.num_joints, **model_settings)
+    """The hourglass of ``model_settings``; with ``part_head_channels`` it also has the part head."""
+    parts = NUM_PARTS if "part_head_channels" in model_settings else 0
+    return StackedHourglass(H36M.num_joints, **model_settings, part_classes=parts)
 
 
 def train_fold(
@@ -64,14 +73,27 @@ def train_fold(
     joints = torch.as_tensor(pixels_to_unit(store.joints_2d[plan.indices], side), dtype=torch.float32)
     augment = Augment.from_config(settings["augment"])
     training = settings["training"]
+    labels = None
+    if "part_head_channels" in settings["model"]:
+        if not store.has_part_labels:
+            raise ValueError(f"{store_path}: has no part_labels to train the part head on")
+        labels = torch.from_numpy(np.ascontiguousarray(store.read_part_labels(plan.indices)))
 
     def make_batch(rows, rng, device):
         transforms = sample_transforms(rng, len(rows), augment)
         x = jitter_colour(warp(to_unit_float(images[rows], device), transforms, size), transforms)
-        return x, warp_points(joints[rows].to(device), transforms)
+        coords = warp_points(joints[rows].to(device), transforms)
+        if labels is None:
+            return x, (coords, None)
+        parts = warp(labels[rows, None].to(device).float(), transforms, size, mode="nearest")[:, 0].round().long()
+        return x, (coords, flip_part_labels(parts, transforms))
 
-    def loss_fn(outputs, coords):
-        return integral_loss(outputs, coords, training["heatmap_loss_weight"], training["heatmap_sigma"])
+    def loss_fn(outputs, targets):
+        (heatmaps, part_logits), (coords, parts) = outputs, targets
+        loss = integral_loss(heatmaps, coords, training["heatmap_loss_weight"], training["heatmap_sigma"])
+        if parts is not None:
+            loss = loss + training["part_loss_weight"] * F.cross_entropy(part_logits.float(), parts)
+        return loss
 
     train_fold_model(plan, build_model, settings, seed, make_batch, loss_fn, model_path, checkpoint_path, after_epoch,
                      provenance=provenance)  # fmt: skip
@@ -95,7 +117,7 @@ def predict_split(
         for start in range(0, len(indices), batch_size):
             batch = indices[start : start + batch_size]
             x = to_unit_float(load_frames(store, batch, size), device)
-            coords = soft_argmax(model(x)[-1]).cpu().numpy()
+            coords = soft_argmax(model(x)[0][-1]).cpu().numpy()
             joints[batch] = unit_to_pixels(coords, side)
         log.info("fold %d predicted %d %s frames", fold, len(indices), split)
     buffer = io.BytesIO()

@@ -42,8 +42,6 @@ def metrics_row(split: str, method: str, frames: int, counts: np.ndarray) -> dic
             **{f"iou_{n}": v for n, v in zip(PART_NAMES, iou, strict=True)}}  # fmt: skip
 
 
-
-
 def contact_sheet(frames: np.ndarray, truth: np.ndarray, encoded: np.ndarray, scale: int = 2) -> np.ndarray:
     """Triples (frame | ground-truth palette map | predicted colour encoding) per frame, 3 triples a row.
     frames (B, H, W, 3) uint8, truth (B, H, W) part ids, encoded (B, 3, H, W) uint8."""

@@ -1,9 +1,11 @@
-"""Train one fold's part segmenter, and segment a split with the fold models.
+"""Segment a split with the fold models, and train one fold's own part segmenter.
 
-Settings are the config's ``segmentation`` block (``model``, ``training``, ``augment``). The network
-sees frames downscaled to ``model.input_size``; its logits are upsampled bilinearly to the frame size,
-turned into probabilities and colour-encoded (``patchpose.parts.encode_probabilities``).
-Model files: ``patchpose.fold_models``.
+The fold models that segment are either the keypoints2d fold models with their part head (the default,
+``segmentation.network: keypoints2d``: one trunk for both tasks, ``patchpose.keypoints2d.hourglass``) or this
+stage's own RefineNet-like segmenter (``segmentation.network: refinenet``, NBF's choice; settings: the config's
+``segmentation`` block ``model``, ``training``, ``augment``). Either sees frames downscaled to its
+``input_size``; its logits are upsampled bilinearly to the frame size, turned into probabilities and
+colour-encoded (``encode_probability_maps``). Model files: ``patchpose.fold_models``.
 """
 
 from __future__ import annotations
@@ -19,18 +21,43 @@ from patchpose.augment import Augment, flip_part_labels, jitter_colour, sample_t
 from patchpose.dataset_format import open_dataset
 from patchpose.fold_models import load_fold_models, plan_fold, train_fold_model
 from patchpose.frames import load_frames, to_unit_float
+from patchpose.keypoints2d.stage import build_model as build_keypoints2d_model
 from patchpose.parts import NUM_PARTS, PALETTE
 from patchpose.segmentation.refinenet import RefineNetLite
 from patchpose.segmentation.store import write_segmentation
 from patchpose.training import select_device
 
-__all__ = ["build_model", "train_fold", "predict_split", "encode_probability_maps"]
+__all__ = ["build_model", "build_segmenter", "train_fold", "predict_split", "encode_probability_maps"]
 
 log = logging.getLogger("patchpose.segmentation")
 
 
 def build_model(model_settings: dict) -> RefineNetLite:
     return RefineNetLite(NUM_PARTS, **model_settings)
+
+
+class _PartHead(torch.nn.Module):
+    """A keypoints2d hourglass seen as a segmenter: its part logits only."""
+
+    def __init__(self, hourglass: torch.nn.Module):
+        super().__init__()
+        self.hourglass = hourglass
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hourglass(x)[1]
+
+    def load_state_dict(self, state, strict: bool = True, assign: bool = False):
+        return self.hourglass.load_state_dict(state, strict, assign)
+
+
+def build_segmenter(model_settings: dict) -> torch.nn.Module:
+    """The network of a fold model file that segments: a keypoints2d hourglass with a part head (its settings
+    name ``part_head_channels``) or this stage's own ``RefineNetLite``."""
+    if "heatmap_size" in model_settings:  # a keypoints2d model file
+        if "part_head_channels" not in model_settings:
+            raise ValueError("the keypoints2d fold models have no part head (segmentation.network: keypoints2d)")
+        return _PartHead(build_keypoints2d_model(model_settings))
+    return build_model(model_settings)
 
 
 def encode_probability_maps(probabilities: torch.Tensor) -> torch.Tensor:
@@ -83,7 +110,7 @@ def predict_split(
     torch.set_num_threads(threads)
     store = open_dataset(store_path)
     device = select_device()
-    which, models, payloads = load_fold_models(model_paths, split, store.subject_names(), build_model, device)
+    which, models, payloads = load_fold_models(model_paths, split, store.subject_names(), build_segmenter, device)
     size, frame_size = payloads[0]["model_settings"]["input_size"], store.frame_size
 
     def produce(start: int, stop: int):

@@ -1,9 +1,12 @@
 """Train one fold's volumetric network, and predict a split's 3D poses from the crops with the fold models.
 
-Settings: the config's ``baselines.<name>`` block of kind ``integral3d`` (``model``: input_size, width,
-levels, head_channels, volume_size, depth_extent; ``training``: max_epochs, patience, batch_size,
-learning_rate, weight_decay, validation_fraction, heatmap_loss_weight, heatmap_sigma; ``augment`` as
-keypoints2d's).
+Settings: the config's ``baselines.<name>`` block of kind ``integral3d`` (``model``: depth_bins,
+depth_extent; ``training``: max_epochs, patience, batch_size, learning_rate, weight_decay,
+validation_fraction, heatmap_loss_weight, heatmap_sigma; ``augment`` as keypoints2d's). The network
+(``patchpose.baselines.integral3d.model``) is the keypoints2d hourglass plus a depth head, initialised from
+the keypoints2d fold model of the same fold (``init``): that model trained on exactly this fold's subjects,
+so nothing leaks, and the 3D training starts from a network that already finds the joints in the image.
+The model file's ``model_settings`` hold the hourglass's settings (``hourglass``) with the depth keys.
 
 The volume (Sun et al. 2018): per joint, x and y span the crop (unit crop coordinates, image-aligned, so
 the heatmaps are translation-equivariant like a 2D keypoint network's) and z spans the depth relative to
@@ -17,11 +20,10 @@ Predictions: each joint back-projected along its pixel's camera ray (lens distor
 which fixes the pose up to one scale; the scale is fitted to the training subjects' mean bone lengths
 (stored in the model file), since a crop shows the person's size in pixels, not in millimetres, times a
 calibration: the median ratio of the true to the fitted scale over the fold's validation frames
-(soft-argmax shrinks an uncertain pose, so its bones come out short and the fit overshoots; ~6-10% on the
-default world). Sun et al. take the ground-truth root depth instead; we use no test-time ground truth.
-
-A metric cube of root-relative camera-frame positions was tried first: on the default world it was no
-better than the mean pose after 8 epochs (README "Baselines"), its x and y not being aligned with the image.
+(soft-argmax shrinks an uncertain pose, so its bones come out short and the fit overshoots). Sun et al. take
+the ground-truth root depth instead; here no test-time root depth or bone length is used, but the crop's
+position and size (from the ground-truth 2D box by default, ``dataset.person_box``) fix the rays and the
+depth-to-size ratio (docs/data_format.md, "Where ground truth enters").
 Augmentation: crop zoom, in-plane rotation, flips (u mirrored, left/right swapped), colour jitter.
 """
 
@@ -35,19 +37,35 @@ import torch
 from patchpose.augment import Augment, jitter_colour, sample_transforms, warp
 from patchpose.baselines.common import fit_fold, fold_rows, predict_with_folds, stage_name
 from patchpose.baselines.geometry import back_project, crop_unit_mm, crop_units, fit_scale, warp_crop_units
-from patchpose.baselines.integral3d.model import VolumetricResNet
+from patchpose.baselines.integral3d.model import VolumetricHourglass
 from patchpose.dataset_format import open_dataset
 from patchpose.frames import load_frames, to_unit_float
 from patchpose.keypoints2d.integral import integral_loss, soft_argmax_nd
 from patchpose.orientation import bone_lengths
 from patchpose.skeleton import H36M
+from patchpose.training import load_torch
 
 __all__ = ["build_model", "train_fold", "predict_split", "volume_loss"]
 
 
-def build_model(model_settings: dict) -> VolumetricResNet:
-    network = {key: value for key, value in model_settings.items() if key != "depth_extent"}
-    return VolumetricResNet(H36M.num_joints, **network)
+def build_model(model_settings: dict) -> VolumetricHourglass:
+    return VolumetricHourglass(H36M.num_joints, model_settings["hourglass"], model_settings["depth_bins"])
+
+
+def read_initial_hourglass(path: str | Path, fold: int, k: int, trained_subjects: list[str]) -> dict:
+    """The keypoints2d fold model at ``path`` that fold ``fold`` of ``k`` starts from: its hourglass settings
+    (without the part head) and weights. Refused, naming the file, if it is another fold's or trained on
+    other subjects (its weights would carry subjects this fold must not see)."""
+    payload = load_torch(path)
+    if payload.get("stage") != "keypoints2d" or (payload.get("fold"), payload.get("k")) != (fold, k):
+        raise ValueError(f"{path}: not the keypoints2d model of fold {fold} of {k} (stage {payload.get('stage')!r}, "
+                         f"fold {payload.get('fold')} of {payload.get('k')})")  # fmt: skip
+    if sorted(payload.get("trained_subjects", [])) != sorted(trained_subjects):
+        seen = payload.get("trained_subjects")
+        raise ValueError(f"{path}: trained on {seen}, fold {fold} trains on {trained_subjects}")
+    settings = {key: value for key, value in payload["model_settings"].items() if key != "part_head_channels"}
+    weights = {name: tensor for name, tensor in payload["model"].items() if not name.startswith("parts.")}
+    return {"settings": settings, "weights": weights}
 
 
 def volume_loss(logits: torch.Tensor, target: torch.Tensor, heatmap_weight: float, sigma: float) -> torch.Tensor:
@@ -73,13 +91,18 @@ def train_fold(
     after_epoch=None,
     name: str = "integral3d",
     provenance: dict | None = None,
+    *,
+    init: str | Path,
 ) -> None:
-    """Train fold ``fold``'s network on the training store's other folds; write the model and its curve."""
+    """Train fold ``fold``'s network on the training store's other folds, starting from the keypoints2d fold
+    model ``init`` of the same fold; write the model and its curve."""
     torch.set_num_threads(threads)
     store = open_dataset(store_path)
     rows = fold_rows(stage_name(name), store, k, fold, settings, seed)
+    initial = read_initial_hourglass(init, fold, k, rows.plan.trained_subjects)
+    settings = {**settings, "model": {**settings["model"], "hourglass": initial["settings"]}}
     indices = rows.plan.indices
-    size, extent = settings["model"]["input_size"], settings["model"]["depth_extent"]
+    size, extent = initial["settings"]["input_size"], settings["model"]["depth_extent"]
     images = load_frames(store, indices, size)
     targets = torch.as_tensor(crop_units(store, indices), dtype=torch.float32)  # (M, 17, 3) u, v, d
     to_volume = torch.tensor([1.0, 1.0, 1.0 / extent])
@@ -108,8 +131,14 @@ def train_fold(
         ratio = crop_unit_mm(store, indices[held])[fitted > 0] / fitted[fitted > 0]
         return {"scale_calibration": float(np.median(ratio)) if len(ratio) else 1.0}
 
-    fit_fold(rows, build_model, settings, seed, make_batch, make_eval_batch, loss_fn, model_path, checkpoint_path,
-             curve_path, {"mean_bone_lengths_mm": mean_bones}, after_epoch, calibrate, provenance)  # fmt: skip
+    def build_initialised(model_settings):
+        model = build_model(model_settings)
+        model.hourglass.load_state_dict(initial["weights"])
+        return model
+
+    fit_fold(rows, build_initialised, settings, seed, make_batch, make_eval_batch, loss_fn, model_path,
+             checkpoint_path, curve_path, {"mean_bone_lengths_mm": mean_bones}, after_epoch, calibrate,
+             provenance)  # fmt: skip
 
 
 def _predict_units(model, images: torch.Tensor, model_settings: dict, batch_size: int = 256) -> np.ndarray:
@@ -143,7 +172,7 @@ def predict_split(
 
     def predict_rows(model, payload, rows, device):
         settings = payload["model_settings"]
-        units = _predict_units(model, load_frames(store, rows, settings["input_size"]), settings)
+        units = _predict_units(model, load_frames(store, rows, settings["hourglass"]["input_size"]), settings)
         pose = back_project(store, rows, units)
         scale = fit_scale(pose, payload["mean_bone_lengths_mm"]) * payload["scale_calibration"]
         return pose * scale[:, None, None]
