@@ -1,4 +1,4 @@
-# Stage 3, baselines: the initial 3D poses the refinement is applied to, one column of Table 1 each
+# baselines: the initial 3D poses the refinement is applied to, one column of Table 1 each
 # (patchpose/poses3d, docs/predictions_format.md). Every baseline, whatever its kind, ends up as
 #   results/<dataset>/baselines/<name>/{split}_poses_3d.npz   prediction format: mm, H36M order, root-relative,
 #                                                             the split's frames in the store's row order

@@ -45,8 +45,8 @@ def get_dataset_outputs():
     ]
 
 
-def get_stage2_outputs():
-    """Stage 2's outputs: 2D keypoints and segmentations of both splits, their metrics and contact sheets."""
+def get_keypoints2d_and_segmentation_outputs():
+    """The keypoints2d and segmentation stages' outputs: 2D keypoints and segmentations of both splits, their metrics and contact sheets."""
     return [
         *expand(f"{RESULTS}/keypoints2d/{{split}}_joints_2d.npz", split=SPLITS),
         f"{RESULTS}/keypoints2d/metrics.csv",
@@ -58,7 +58,7 @@ def get_stage2_outputs():
 
 
 def get_patches_outputs():
-    """Stage 4's outputs: limb patches from the predicted 2D joints, uncropped frames, contact sheets."""
+    """The patches stage's outputs: limb patches from the predicted 2D joints, uncropped frames, contact sheets."""
     return [
         *expand(f"{RESULTS}/patches/{{store}}/{{split}}.zarr", store=("predicted", "uncropped"), split=SPLITS),
         *expand(f"{RESULTS}/patches/predicted/{{split}}_contact_sheet.png", split=SPLITS),
@@ -77,7 +77,7 @@ def get_final_outputs():
     """Everything `snakemake` with no target builds."""
     return (
         get_dataset_outputs()
-        + get_stage2_outputs()
+        + get_keypoints2d_and_segmentation_outputs()
         + get_baseline_outputs()
         + get_trained_baseline_outputs()
         + get_patches_outputs()

@@ -1,4 +1,4 @@
-# Stage 1, dataset: render the synthetic world into the common dataset format (docs/data_format.md).
+# dataset: render the synthetic world into the common dataset format (docs/data_format.md).
 
 
 rule render_synthetic_split:

@@ -1,4 +1,4 @@
-# Stage 1, dataset: Human3.6M from the official release (docs/h36m.md). One job per sequence writes an
+# dataset: Human3.6M from the official release (docs/h36m.md). One job per sequence writes an
 # intermediate directory atomically (resumable: finished sequences are never redone), then one merge per split
 # writes the common-format store and its protocol manifest. Include INSTEAD of rules/dataset.smk when
 # config["dataset"]["kind"] == "h36m" (both write {RESULTS}/dataset/{split}.zarr). The get_h36m_* functions

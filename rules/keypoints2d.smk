@@ -1,5 +1,6 @@
-# Stage 2a, keypoints2d: a stacked hourglass with integral regression, k-fold over training subjects
-# (patchpose/keypoints2d, patchpose/folds.py). One job per fold model, one per split's predictions.
+# keypoints2d: a stacked hourglass with integral regression, k-fold over training subjects (patchpose/keypoints2d,
+# patchpose/folds.py); by default its fold models also carry the part head the segmentation stage segments with.
+# One job per fold model, one per split's predictions.
 
 
 rule train_keypoints2d_fold:

@@ -1,4 +1,4 @@
-# Stage 4, patches: the paper's 16 limb patches cut from the RGB frame and the colour-coded segmentation
+# patches: the paper's 16 limb patches cut from the RGB frame and the colour-coded segmentation
 # (patchpose/patches). One store per (2D source, split), plus the uncropped whole frames (Table 2) and a
 # contact sheet per store. {source2d}: predicted (keypoints2d output, the default) or groundtruth (oracle).
 

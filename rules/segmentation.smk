@@ -1,5 +1,7 @@
-# Stage 2b, segmentation: NBF-style part segmenter, colour-encoded, k-fold over training subjects
-# (patchpose/segmentation, patchpose/folds.py). One job per fold model, one per split's predictions.
+# segmentation: 15 body parts, colour-encoded, k-fold over training subjects (patchpose/segmentation,
+# patchpose/folds.py). The fold models that segment are keypoints2d's (their part head; segmentation.network:
+# keypoints2d, the default) or this stage's own NBF-style network (refinenet: one training job per fold model).
+# One job per split's predictions.
 
 
 rule train_segmentation_fold:

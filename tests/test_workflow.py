@@ -17,7 +17,7 @@ def test_default_config_dry_run(workflow_dir):
     assert "results/synthetic/dataset/train.zarr" in out and "results/synthetic/dataset/test.zarr" in out
 
 
-def test_default_dry_run_plans_stage2_per_fold_and_split(workflow_dir):
+def test_default_dry_run_plans_keypoints2d_and_segmentation_per_fold_and_split(workflow_dir):
     result = run_snakemake(workflow_dir, "-n")
     assert result.returncode == 0, result.stderr
     k = default_config()["folds"]["k"]

@@ -28,7 +28,7 @@ TINY = {
 }
 
 
-# Stage 2 at toy sizes (48 px frames, 2 training subjects -> 2 folds, one epoch).
+# keypoints2d and segmentation at toy sizes (48 px frames, 2 training subjects -> 2 folds, one epoch).
 TINY_STAGE2 = {
     "folds": {"k": 2},
     "keypoints2d": {
@@ -59,12 +59,12 @@ def _merge(base: dict, update: dict) -> None:
             base[key] = value
 
 
-def _tiny_config(stage2: dict | None = None, **world) -> dict:
+def _tiny_config(changes: dict | None = None, **world) -> dict:
     config = default_config()
     config["dataset"]["synthetic"].update(TINY, **world)
     _merge(config, TINY_STAGE2)
     _merge(config, TINY_BASELINES)
-    _merge(config, stage2 or {})
+    _merge(config, changes or {})
     return config
 
 
@@ -129,7 +129,7 @@ def test_changed_world_key_reruns_what_depends_on_it(finished_workflow, change, 
     assert "params" in result.stdout.lower()
 
 
-def test_tiny_pipeline_runs_stage2(finished_workflow):
+def test_tiny_pipeline_runs_keypoints2d_and_segmentation(finished_workflow):
     results = finished_workflow / "results/synthetic"
     for stage in ("keypoints2d", "segmentation"):
         metrics = (results / stage / "metrics.csv").read_text().splitlines()
@@ -275,7 +275,7 @@ def test_external_copy_of_lifting_gives_the_same_per_action_mpjpe(finished_workf
         assert np.array_equal(original["frame_ids"], imported["frame_ids"])
 
 
-# --- patches (stage 4): limb patches from the predicted 2D joints, uncropped frames, contact sheets ---
+# --- patches: limb patches from the predicted 2D joints, uncropped frames, contact sheets ---
 
 
 def test_tiny_pipeline_writes_patch_stores(finished_workflow):

@@ -1,1 +1,2 @@
-"""Stage 2a: 2D keypoints by a stacked hourglass with integral (soft-argmax) regression."""
+"""The keypoints2d stage: 2D keypoints by a stacked hourglass with integral (soft-argmax) regression (and, by
+default, a part-segmentation head on the same trunk)."""

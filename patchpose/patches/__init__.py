@@ -1,4 +1,4 @@
-"""Stage 4, patches: the paper's limb patches (§3.2, §4.1) cut from RGB and segmentation, cached on disk.
+"""The patches stage: the paper's limb patches (§3.2, §4.1) cut from RGB and segmentation, cached on disk.
 
 - ``geometry``: where each patch is cut (limb boxes, square padding, whole frame), as affines.
 - ``sampler``: batched bilinear cutting of both modalities in one pass.

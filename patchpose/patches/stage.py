@@ -1,4 +1,4 @@
-"""Stage 4, patches: cut a split's limb patches (or its whole frames) into a patch store.
+"""The patches stage: cut a split's limb patches (or its whole frames) into a patch store.
 
 Inputs: the dataset store (RGB frames, ground-truth 2D joints), the segmentation store (colour-coded
 segmentation S) and, for the ``predicted`` 2D source, the keypoints2d predictions

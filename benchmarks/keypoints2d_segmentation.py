@@ -14,7 +14,7 @@ and the mean IoU of the 15 part classes (argmax of the part logits upsampled to 
 segmentation stage stores them). Single fold, single seed: a comparison of the designs, not the stage's
 figures (those are in ``results/<dataset>/{keypoints2d,segmentation}/metrics.csv``).
 
-Run:  .venv/bin/python benchmarks/stage2.py [--results results/synthetic] [--configfile config.yaml]
+Run:  .venv/bin/python benchmarks/keypoints2d_segmentation.py [--results results/synthetic] [--configfile config.yaml]
                                             [--fold 0] [--threads 2]
 About 6 minutes on 2 idle cores with the default world and config.
 """
