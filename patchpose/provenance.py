@@ -203,16 +203,22 @@ def _data_files(sources: Iterable[Path]) -> list[Path]:
     return [path for path in candidates if any(path.name in text for text in texts)]
 
 
+def _label(path: Path) -> str:
+    """Where a source file is, independent of where the package and the workflow are installed: its path
+    in the package, or ``<outside>/<name>`` for a file outside it (a workflow script)."""
+    return path.relative_to(PACKAGE_DIR).as_posix() if path.is_relative_to(PACKAGE_DIR) else f"<outside>/{path.name}"
+
+
 @cache
 def code_digest(*roots: str) -> str:
     """16 hex digits of SHA-256 over the source files ``module_files(*roots)`` and the package data they
-    name (paths relative to the package, or to the root's directory for files outside it, and bytes).
-    Cached per process: the DAG asks once per rule."""
+    name: each file's label (``_label``) and bytes, in label order, so the digest does not depend on where
+    the package or the workflow lie (a copied workflow or results directory keeps its digests). Cached per
+    process: the DAG asks once per rule."""
     sources = module_files(*roots)
     digest = hashlib.sha256()
-    for path in sources + _data_files(sources):
-        label = path.relative_to(PACKAGE_DIR).as_posix() if path.is_relative_to(PACKAGE_DIR) else path.name
-        digest.update(f"{label}\0".encode())
+    for path in sorted(sources + _data_files(sources), key=_label):
+        digest.update(f"{_label(path)}\0".encode())
         _hash_file(digest, path)
         digest.update(b"\0")
     return digest.hexdigest()[:16]

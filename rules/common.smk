@@ -103,15 +103,20 @@ def get_segmentation_training_settings():
     return get_training_settings("segmentation")
 
 
-def get_fold_models(stage):
-    """The k fold models of a stage (folds.k), in fold order. Checks folds.k against the dataset's training
-    subjects first, so a bad k stops the DAG before any job runs (only where a stage with folds is built)."""
+def get_fold_count():
+    """folds.k, checked against the dataset's training subjects first, so a bad k stops the DAG before any job
+    runs (only where a stage with folds is built)."""
     dataset = config["dataset"]
     try:
         assign_folds(dataset[dataset["kind"]]["train_subjects"], config["folds"]["k"])
     except FoldError as error:
         raise WorkflowError(f"invalid config: {error}") from None
-    return expand(f"{RESULTS}/{stage}/models/fold{{fold}}.pt", fold=range(config["folds"]["k"]))
+    return config["folds"]["k"]
+
+
+def get_fold_models(stage):
+    """The k fold models of a stage (folds.k, checked by ``get_fold_count``), in fold order."""
+    return expand(f"{RESULTS}/{stage}/models/fold{{fold}}.pt", fold=range(get_fold_count()))
 
 
 def get_keypoints2d_fold_models(wildcards):
@@ -218,14 +223,8 @@ def get_external_baseline_shares_file(wildcards):
 
 
 def get_mean_pose_fold_count(wildcards):
-    """folds.k for a mean_pose baseline, checked against the dataset's training subjects first (as
-    ``get_fold_models`` does for the trained stages), so a bad k stops the DAG before any job runs."""
-    dataset = config["dataset"]
-    try:
-        assign_folds(dataset[dataset["kind"]]["train_subjects"], config["folds"]["k"])
-    except FoldError as error:
-        raise WorkflowError(f"invalid config: {error}") from None
-    return config["folds"]["k"]
+    """folds.k for a mean_pose baseline, checked as for the trained stages (``get_fold_count``)."""
+    return get_fold_count()
 
 
 # --- in-pipeline baselines (kinds lifting, integral3d; patchpose/baselines): k-fold like keypoints2d ---

@@ -106,6 +106,22 @@ def test_code_digest_covers_the_package_data_a_module_reads():
     assert code_digest("patchpose.camera") != code_digest("patchpose.skeleton")
 
 
+def test_code_digest_does_not_depend_on_where_the_workflow_lies(tmp_path):
+    """A workflow copied elsewhere (here: before and after the package in path order) keeps its digests."""
+    source = (REPO / "workflow_scripts/render_synthetic.py").read_text()
+    digests = set()
+    for place in ("a", "zzz"):
+        script = tmp_path / place / "render_synthetic.py"
+        script.parent.mkdir()
+        script.write_text(source)
+        digests.add(code_digest(str(script)))
+    assert digests == {code_digest(str(REPO / "workflow_scripts/render_synthetic.py"))}
+    edited = tmp_path / "edited" / "render_synthetic.py"  # a new path: code_digest caches per path
+    edited.parent.mkdir()
+    edited.write_text(source + "\n")
+    assert code_digest(str(edited)) not in digests
+
+
 def test_unknown_code_root_is_an_error():
     with pytest.raises(FileNotFoundError, match="patchpose.no_such_module: neither"):
         module_files("patchpose.no_such_module")
