@@ -1,5 +1,6 @@
 """The shared training loop: seeded Adam, per-epoch checkpoints, exact resume, CUDA AMP / CPU fp32,
-optional validation loss per epoch with early stopping on its plateau.
+optional validation loss per epoch with early stopping on its plateau, a cosine or plateau learning-rate
+schedule.
 
 Determinism: every epoch's frame order and augmentation draw from a numpy
 stream named by (seed, *names, epoch), so a run resumed after epoch ``e``
@@ -15,6 +16,12 @@ computed (eval mode, no augmentation); the weights of the best epoch are kept (i
 training stops after ``TrainSpec.patience`` epochs without a strictly lower validation loss (or at
 ``TrainSpec.epochs``), and the returned model holds the best epoch's weights. The per-epoch history
 (``read_history``) lives in the checkpoint, so a resumed run reports every epoch.
+
+Learning rate (``TrainSpec.schedule``): ``cosine`` decays it from ``learning_rate`` to 0 over all steps of
+``epochs`` epochs, step by step; ``plateau`` (needs validation) keeps it constant and multiplies it by
+``plateau_factor`` once ``plateau_patience`` epochs in a row bring no strictly lower validation loss (then
+counts afresh), as the paper's refinement module is trained ("divided by 10 after loss plateau on the
+validation set"). Either schedule's state is in the checkpoint, so a resumed run continues its sequence.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from patchpose.rng import stream
 
 __all__ = [
     "TrainSpec",
+    "SCHEDULES",
     "Validation",
     "select_device",
     "seed_torch",
@@ -48,6 +56,8 @@ __all__ = [
 
 log = logging.getLogger("patchpose.training")
 
+SCHEDULES = ("cosine", "plateau")
+
 
 @dataclass(frozen=True)
 class TrainSpec:
@@ -55,7 +65,9 @@ class TrainSpec:
 
     epochs: the number of epochs (the maximum, with validation and ``patience`` > 0; the cosine learning
     rate decay spans it either way). patience: with validation, stop after this many epochs without a
-    better validation loss; 0 = never stop early.
+    better validation loss; 0 = never stop early. schedule: ``cosine`` or ``plateau`` (see the module
+    docstring); plateau_factor (in (0, 1)) and plateau_patience (epochs, >= 1; required for ``plateau``)
+    are used by ``plateau`` only.
     """
 
     epochs: int
@@ -65,6 +77,18 @@ class TrainSpec:
     seed: int
     names: tuple[str | int, ...]
     patience: int = 0
+    schedule: str = "cosine"
+    plateau_factor: float = 0.1
+    plateau_patience: int | None = None
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown learning-rate schedule {self.schedule!r}; expected one of {SCHEDULES}")
+        if self.schedule == "plateau":
+            if not 0 < self.plateau_factor < 1:
+                raise ValueError(f"plateau_factor must lie in (0, 1), got {self.plateau_factor}")
+            if self.plateau_patience is None or self.plateau_patience < 1:
+                raise ValueError(f"schedule 'plateau' needs plateau_patience >= 1 epochs, got {self.plateau_patience}")
 
 
 @dataclass(frozen=True)
@@ -159,6 +183,21 @@ def read_history(checkpoint_path: str | Path) -> list[dict[str, Any]]:
     return history
 
 
+def _scheduler(optimiser: torch.optim.Optimizer, spec: TrainSpec, num_items: int):
+    """The learning-rate scheduler of ``spec.schedule``: cosine steps after every batch, plateau after every
+    epoch with the validation loss."""
+    if spec.schedule == "plateau":
+        # threshold 0 (absolute): only a strictly lower loss counts as better; torch divides once more than
+        # its ``patience`` epochs were not better, hence - 1; eps 0: every division happens, however small.
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimiser, mode="min", factor=spec.plateau_factor, patience=spec.plateau_patience - 1, threshold=0.0,
+            threshold_mode="abs", cooldown=0, eps=0.0,
+        )  # fmt: skip
+    steps_per_epoch = len(batches(num_items, spec.batch_size, np.random.default_rng(0)))
+    total = max(1, spec.epochs * steps_per_epoch)
+    return torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+
+
 def train(
     model: torch.nn.Module,
     num_items: int,
@@ -177,25 +216,28 @@ def train(
     make_batch(indices, rng, device) -> (inputs, targets): builds (and augments) one batch;
     loss_fn(model(inputs), targets) -> scalar loss. after_epoch(epoch) runs after each epoch's
     checkpoint is written (tests use it to simulate a kill). validation: see ``Validation``; with it
-    the best epoch's weights are returned and ``spec.patience`` stops early. Returns the trained model
-    (on ``device``, eval mode).
+    the best epoch's weights are returned and ``spec.patience`` stops early; ``spec.schedule`` ``plateau``
+    needs it. A checkpoint is resumed only if written under ``config`` (which should therefore hold what
+    ``spec`` was made from) and ``spec.schedule``. Returns the trained model (on ``device``, eval mode).
     """
     if num_items < 2:
         raise ValueError(f"need at least 2 training examples, got {num_items}")
+    plateau = spec.schedule == "plateau"
+    if plateau and validation is None:
+        raise ValueError("schedule 'plateau' lowers the learning rate when the validation loss stalls: it needs "
+                         "validation (held-out examples), got none")  # fmt: skip
     amp = device.type == "cuda"
     model.to(device)
     if amp:
         model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
-    steps_per_epoch = len(batches(num_items, spec.batch_size, np.random.default_rng(0)))
-    total = max(1, spec.epochs * steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 0.5 * (1 + math.cos(math.pi * step / total)))
+    scheduler = _scheduler(optimiser, spec, num_items)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     start, history, best, stopped = 0, [], None, False
     checkpoint_path = Path(checkpoint_path)
     if checkpoint_path.exists():
         state = load_torch(checkpoint_path)
-        if state.get("config") == config:
+        if state.get("config") == config and state.get("schedule", "cosine") == spec.schedule:
             model.load_state_dict(state["model"])
             optimiser.load_state_dict(state["optimiser"])
             scheduler.load_state_dict(state["scheduler"])
@@ -205,7 +247,7 @@ def train(
             history, best, stopped = state.get("history", []), state.get("best"), state.get("stopped", False)
             log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
         else:
-            log.info("ignoring %s: written under another config", checkpoint_path)
+            log.info("ignoring %s: written under another config or schedule", checkpoint_path)
     checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
     for epoch in range(start, spec.epochs if not stopped else start):
         model.train()
@@ -222,7 +264,8 @@ def train(
             scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()
-            scheduler.step()
+            if not plateau:
+                scheduler.step()
             total_loss += float(loss.detach()) * len(indices)
             seen += len(indices)
             if step % report_every == 0 and step < len(epoch_batches):
@@ -237,6 +280,9 @@ def train(
                 weights = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
                 best = {"epoch": epoch, "loss": record["val_loss"], "model": weights}
             stopped = spec.patience > 0 and epoch - best["epoch"] >= spec.patience
+            if plateau:
+                scheduler.step(record["val_loss"])
+                record["lr"] = scheduler.get_last_lr()[0]
         history.append(record)
         log.info(
             "epoch %d/%d loss %.5f%s lr %.2e (%.1f s, %.0f examples/s)%s",
@@ -261,6 +307,8 @@ def train(
             "best": best,
             "stopped": stopped,
         }
+        if plateau:  # cosine checkpoints carry no schedule key (they predate the choice)
+            state["schedule"] = spec.schedule
         save_torch(checkpoint_path, state)
         if after_epoch is not None:
             after_epoch(epoch)

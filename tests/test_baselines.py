@@ -35,7 +35,8 @@ from patchpose.camera import pixel_rays
 from patchpose.config import validate_config
 from patchpose.crop_geometry import apply_affine
 from patchpose.dataset_format import DatasetWriter, open_dataset
-from patchpose.fold_models import holdout_rows, plan_fold, write_learning_curve
+from patchpose.fitting import write_learning_curve
+from patchpose.fold_models import holdout_rows, plan_fold
 from patchpose.folds import FoldError
 from patchpose.keypoints2d import stage as keypoints2d
 from patchpose.keypoints2d.integral import soft_argmax_nd, softmax_heatmaps, softmax_nd

@@ -1,6 +1,6 @@
 """The learning curves of a baseline's fold models in one PNG: training (thin) and validation (thick) loss
 per epoch, one colour per fold, the kept (best-validation) epoch ringed. Reads the CSVs that
-``patchpose.fold_models.write_learning_curve`` writes; drawn with OpenCV (no plotting library needed).
+``patchpose.fitting.write_learning_curve`` writes; drawn with OpenCV (no plotting library needed).
 """
 
 from __future__ import annotations
