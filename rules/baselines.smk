@@ -3,7 +3,8 @@
 #   results/<dataset>/baselines/<name>/{split}_poses_3d.npz   prediction format: mm, H36M order, root-relative,
 #                                                             the split's frames in the store's row order
 # for each split it has (get_baseline_splits), and the two rules at the end of this file, shared by all
-# kinds, add info.json and mpjpe_per_action.csv. A kind's rules own its names' {split}_poses_3d.npz
+# kinds, add info.json, and mpjpe_per_action.csv with the per-frame errors it is computed from,
+# test_frame_errors.npz (patchpose/evaluation). A kind's rules own its names' {split}_poses_3d.npz
 # through a wildcard constraint (get_baseline_name_pattern).
 
 
@@ -55,6 +56,7 @@ rule evaluate_baseline:
         store=f"{RESULTS}/dataset/test.zarr",
     output:
         table=f"{RESULTS}/baselines/{{name}}/mpjpe_per_action.csv",
+        frame_errors=f"{RESULTS}/baselines/{{name}}/test_frame_errors.npz",
     params:
         code=get_code_version("evaluate_baseline.py"),
         name="{name}",

@@ -11,8 +11,9 @@ import pytest
 from patchpose.baselines.mean_pose import fold_mean_poses, mean_pose_predictions, predict_split
 from patchpose.config import ConfigError, validate_config
 from patchpose.dataset_format import DatasetWriter, open_dataset
+from patchpose.evaluation.tables import evaluate_prediction_file
 from patchpose.folds import FoldError
-from patchpose.poses3d import evaluate_prediction_file, read_predictions
+from patchpose.poses3d import read_predictions
 from patchpose.poses3d.baseline_config import baseline_splits
 from patchpose.skeleton import H36M
 from tests.conftest import default_config, run_snakemake, write_config

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from patchpose.dataset_format import DatasetWriter, open_dataset
+from patchpose.evaluation.tables import evaluate_prediction_file
 from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL, MEAN_OVER_FRAMES_LABEL, TABLE_COLUMNS, per_frame_mpjpe
 from patchpose.poses3d import (
     VIDEOPOSE3D_JOINT_NAMES,
     PredictionFileError,
-    evaluate_prediction_file,
     import_external_split,
     read_baseline_info,
     read_predictions,
@@ -230,7 +230,7 @@ def test_per_action_table_matches_a_direct_computation(stores, tmp_path):
     poses, ids = _noisy(stores, "test", sigma=25.0, seed=9)
     write_predictions(source, poses, ids, split="test", method="x")
     _import(stores, tmp_path, source)
-    rows = evaluate_prediction_file(tmp_path / "test_poses_3d.npz", stores["test"], tmp_path / "mpjpe.csv")
+    rows = evaluate_prediction_file(tmp_path / "test_poses_3d.npz", stores["test"], table=tmp_path / "mpjpe.csv")
     store = open_dataset(stores["test"])
     errors = per_frame_mpjpe(poses, store.joints_3d)
     actions = store.action_names()

@@ -1,5 +1,5 @@
 """3D pose predictions: the file format every baseline's predictions use, its readers and writers,
-validation against a dataset, and per-action evaluation. Spec: docs/predictions_format.md.
+and validation against a dataset. Spec: docs/predictions_format.md. Evaluation: ``patchpose.evaluation``.
 
 Producers call ``write_predictions``; consumers call ``read_predictions`` then ``canonicalise`` (mm, ``H36M``
 order, root-relative) and ``align_to_store`` (rows of a dataset store). Every problem raises
@@ -7,7 +7,6 @@ order, root-relative) and ``align_to_store`` (rows of a dataset store). Every pr
 """
 
 from patchpose.poses3d.errors import PredictionFileError
-from patchpose.poses3d.evaluate import evaluate_prediction_file, per_action_rows, write_table
 from patchpose.poses3d.files import read_predictions, write_predictions
 from patchpose.poses3d.format import FORMAT_VERSION, Predictions
 from patchpose.poses3d.importer import import_external_split
@@ -25,13 +24,10 @@ __all__ = [
     "Predictions",
     "align_to_store",
     "canonicalise",
-    "evaluate_prediction_file",
     "import_external_split",
     "load_for_store",
-    "per_action_rows",
     "read_baseline_info",
     "read_predictions",
     "write_baseline_info",
     "write_predictions",
-    "write_table",
 ]

@@ -1,0 +1,96 @@
+"""The claims helper: "refined average lower, interval excludes 0" holds exactly when both parts do, and the
+interval must be that of the two tables it is stated for."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from patchpose.evaluation.bootstrap import improvement_intervals
+from patchpose.evaluation.claims import improvement_claim
+from patchpose.evaluation.frame_errors import FrameErrors, read_frame_errors
+from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL, MEAN_OVER_FRAMES_LABEL
+from patchpose.skeleton import H36M
+
+# Eight frames: Eating poses 0..2 (frames 0-3, pose 0 seen twice), Walking poses 3..5 (frames 4-7, pose 3 twice).
+ACTIONS = ["Eating"] * 4 + ["Walking"] * 4
+CAMERAS = [54138969, 55011271, 54138969, 54138969] * 2
+INDICES = [0, 0, 64, 128] * 2
+
+
+def _table(tmp_path, name: str, mpjpe) -> FrameErrors:
+    ids = [f"S9/{a}/1/{c}/{i:06d}" for a, c, i in zip(ACTIONS, CAMERAS, INDICES, strict=True)]
+    errors = np.asarray(mpjpe, dtype=float)
+    np.savez(
+        tmp_path / name, format_version=np.array(1), source=np.array("synthetic"), split=np.array("test"),
+        joint_names=np.array(H36M.joint_names), frame_id=np.array(ids), subject=np.array(["S9"] * 8),
+        action=np.array(ACTIONS), subaction=np.ones(8, np.int64), camera_id=np.array(CAMERAS),
+        frame_index=np.array(INDICES), mpjpe_mm=errors, pa_mpjpe_mm=errors / 2,
+        joint_errors_mm=np.repeat(errors[:, None], 17, axis=1),
+    )  # fmt: skip
+    return read_frame_errors(tmp_path / name)
+
+
+INITIAL = [40.0, 40.0, 50.0, 60.0, 80.0, 80.0, 90.0, 100.0]
+
+
+def test_a_clear_improvement_holds_with_its_numbers(tmp_path):
+    initial = _table(tmp_path, "initial.npz", INITIAL)
+    refined = _table(tmp_path, "refined.npz", np.subtract(INITIAL, [4, 4, 6, 5, 10, 10, 8, 12]))
+    intervals = improvement_intervals(initial, refined, resamples=1000, seed=1)
+    claim = improvement_claim(initial, refined, intervals)
+    # action means: Eating initial (40+40+50+60)/4 = 47.5, refined 47.5 - 19/4; Walking 87.5 and 87.5 - 40/4
+    assert claim["holds"] is True
+    assert claim["initial_mm"] == pytest.approx((47.5 + 87.5) / 2)
+    assert claim["improvement_mm"] == pytest.approx((19 / 4 + 40 / 4) / 2)
+    assert claim["initial_mm"] - claim["refined_mm"] == pytest.approx(claim["improvement_mm"])
+    assert 0 < claim["ci_low_mm"] <= claim["improvement_mm"] <= claim["ci_high_mm"]
+    row = intervals.row(MEAN_OF_ACTION_MEANS_LABEL)
+    assert (claim["ci_low_mm"], claim["ci_high_mm"]) == (row["ci_low_mm"], row["ci_high_mm"])
+    assert (claim["frames"], claim["clusters"], claim["resamples"], claim["seed"]) == (8, 6, 1000, 1)
+    assert claim["claim"] == (
+        "refined MPJPE lower than initial (average (mean of action means)), 95% bootstrap interval of the "
+        "improvement excludes 0"
+    )
+    assert claim["initial"].endswith("initial.npz") and claim["refined"].endswith("refined.npz")
+    json.dumps(claim, allow_nan=False)  # ready for claims.json
+
+
+def test_a_lower_average_whose_interval_reaches_0_does_not_hold(tmp_path):
+    initial = _table(tmp_path, "initial.npz", INITIAL)
+    # one pose per action improves (by 8 and 12 mm), the others not at all: some resamples hold none of them
+    refined = _table(tmp_path, "refined.npz", np.subtract(INITIAL, [0, 0, 0, 8, 0, 0, 0, 12]))
+    claim = improvement_claim(initial, refined, improvement_intervals(initial, refined, resamples=2000, seed=0))
+    assert claim["refined_mm"] < claim["initial_mm"] and claim["ci_low_mm"] == 0.0
+    assert claim["holds"] is False
+
+
+def test_a_worse_refinement_does_not_hold(tmp_path):
+    initial = _table(tmp_path, "initial.npz", INITIAL)
+    refined = _table(tmp_path, "refined.npz", np.add(INITIAL, 3.0))
+    claim = improvement_claim(initial, refined, improvement_intervals(initial, refined, resamples=200, seed=0))
+    assert claim["holds"] is False and claim["ci_high_mm"] == pytest.approx(-3.0)
+
+
+def test_the_claim_follows_the_metric_and_average_of_its_intervals(tmp_path):
+    initial = _table(tmp_path, "initial.npz", INITIAL)
+    refined = _table(tmp_path, "refined.npz", np.subtract(INITIAL, 2.0))
+    intervals = improvement_intervals(initial, refined, resamples=200, seed=0, metric="pa_mpjpe_mm")
+    claim = improvement_claim(initial, refined, intervals, average=MEAN_OVER_FRAMES_LABEL)
+    assert claim["metric"] == "pa_mpjpe_mm" and claim["claim"].startswith("refined PA-MPJPE lower")
+    assert claim["initial_mm"] == pytest.approx(np.mean(INITIAL) / 2) and claim["improvement_mm"] == pytest.approx(1)
+
+
+def test_intervals_of_other_tables_are_refused(tmp_path):
+    initial = _table(tmp_path, "initial.npz", INITIAL)
+    refined = _table(tmp_path, "refined.npz", np.subtract(INITIAL, 2.0))
+    other = _table(tmp_path, "other.npz", np.subtract(INITIAL, 5.0))
+    with pytest.raises(
+        ValueError, match="refined.npz: the intervals' improvement 5.000000 mm is not initial - refined"
+    ):
+        improvement_claim(initial, refined, improvement_intervals(initial, other, resamples=50, seed=0))
+    with pytest.raises(ValueError, match="average must be"):
+        improvement_claim(initial, refined, improvement_intervals(initial, refined, resamples=50, seed=0),
+                          average="Walking")  # fmt: skip
