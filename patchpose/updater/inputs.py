@@ -1,0 +1,97 @@
+"""What the updater's networks take: cached uint8 patches -> normalised float images on the device, limb boxes
+in frame px -> unitless box inputs.
+
+Images: the zoom to the network input size happens on the device (paper §3.2: "zero padded and enlarged to
+network input resolution"; the patch cache holds them at their native size). The uint8 batch crosses to the
+device as it is (a quarter of the bytes of float32), then, there: the modality's channels, conversion to
+float32 and normalisation, a bilinear resize to ``input_size`` (``align_corners=False``; antialiased only
+when downscaling, where it averages the footprint instead of skipping pixels). Normalisation: every 3-channel
+group, RGB and colour-coded segmentation alike, is standardised with ImageNet's per-channel mean and standard
+deviation, ``(value / 255 - mean[c]) / std[c]``, what torchvision's ImageNet weights were trained on, so the
+``resnet``'s pretrained first convolution (``patchpose.updater.resnet``) sees inputs of the statistics it
+expects; the other networks see the same inputs. On CUDA the result is channels_last.
+
+Boxes: a patch store's ``box`` (N, P, 4) frame px (centre x, centre y, width, height) -> (N, P, 4) float32 in
+unit coordinates of the frame: the centre in [-1, 1] (``patchpose.augment.pixels_to_unit``, pixel centres at
+integers), width and height in the same unit (2 / frame side per px), so a box the size of the frame is 2.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from patchpose.augment import pixels_to_unit
+from patchpose.updater.modalities import get_modality, select_channels
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "prepare_batch", "normalise_boxes", "read_boxes"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation, per R, G, B
+IMAGENET_STD = (0.229, 0.224, 0.225)
+BOX_ROWS = 4096  # rows per read of a store's boxes (its small arrays are chunked by thousands of rows)
+
+
+@functools.lru_cache(maxsize=16)
+def _channel_affine(channels: tuple[int, ...], repeats: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """(C, 1, 1) scale and offset with ``uint8 * scale + offset == (uint8 / 255 - mean) / std`` per channel;
+    cached, so a step does not copy them to the device (a synchronising copy from pageable memory)."""
+    mean = torch.tensor([IMAGENET_MEAN[c % 3] for c in channels] * repeats, dtype=torch.float32, device=device)
+    std = torch.tensor([IMAGENET_STD[c % 3] for c in channels] * repeats, dtype=torch.float32, device=device)
+    return (1 / (255 * std)).view(-1, 1, 1), (-mean / std).view(-1, 1, 1)
+
+
+def prepare_batch(patches, modality: str, input_size: int, device: torch.device | str) -> torch.Tensor:
+    """The network input of a batch of cached patches.
+
+    patches: (B, P, 6, R, R) uint8 (torch tensor, pinned for an asynchronous copy, or numpy array) as
+    ``PatchStore.read`` returns them. Returns (B, C, S, S) float32 on ``device``, C = the modality's
+    channels (limb-major, ``select_channels``), S = ``input_size`` px, normalised as the module docstring
+    says; channels_last on CUDA.
+    """
+    patches = torch.as_tensor(patches)
+    if patches.dtype != torch.uint8:
+        raise ValueError(f"patches must be uint8 as cached, got {patches.dtype}")
+    if int(input_size) < 1:
+        raise ValueError(f"input_size must be >= 1 px, got {input_size}")
+    device = torch.device(device)
+    channels = get_modality(modality).channels
+    images = select_channels(patches.to(device, non_blocking=True), modality)
+    scale, offset = _channel_affine(channels, images.shape[1] // len(channels), device)
+    images = images.float() * scale + offset
+    size = images.shape[-1]
+    if size != input_size:
+        images = F.interpolate(images, size=(int(input_size), int(input_size)), mode="bilinear",
+                               align_corners=False, antialias=input_size < size)  # fmt: skip
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
+def normalise_boxes(boxes_px: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """(N, P, 4) frame px (centre x, centre y, width, height) of frames ``frame_size`` = (H, W) px ->
+    (N, P, 4) float32 unitless: centres in [-1, 1] of the frame, sizes in the same unit (2 / side per px)."""
+    boxes = np.asarray(boxes_px, dtype=np.float64)
+    if boxes.ndim != 3 or boxes.shape[-1] != 4:
+        raise ValueError(f"boxes must be (N, P, 4) (centre x, centre y, width, height) px, got {boxes.shape}")
+    height, width = (float(side) for side in frame_size)
+    out = np.empty(boxes.shape, dtype=np.float32)
+    out[..., 0] = pixels_to_unit(boxes[..., 0], width)
+    out[..., 1] = pixels_to_unit(boxes[..., 1], height)
+    out[..., 2] = boxes[..., 2] * 2 / width
+    out[..., 3] = boxes[..., 3] * 2 / height
+    return out
+
+
+def read_boxes(store, rows) -> np.ndarray:
+    """(len(rows), P, 4) float32 normalised boxes (``normalise_boxes``) of frames ``rows`` of an opened
+    ``PatchStore``, read in blocks of ``BOX_ROWS`` sorted rows (256 bytes per frame are held, not patches)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    out = np.empty((len(rows), store.num_patches, 4), dtype=np.float32)
+    for start in range(0, len(rows), BOX_ROWS):
+        block = order[start : start + BOX_ROWS]
+        out[block] = normalise_boxes(store.read_box(rows[block]), store.frame_size)
+    return out

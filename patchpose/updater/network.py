@@ -1,0 +1,239 @@
+"""The updater's networks (paper §3.2, §4.1): a frame's patches (and its initial pose) -> ΔU, the residual limb
+orientation, (B, 48) = 16 limbs x (x, y, z), unitless (``patchpose.orientation``), limb-major.
+
+One forward signature for all, so the training loop never special-cases one:
+
+    network(images, initial_orientations, boxes) -> (B, 48)
+
+images: (B, C, S, S) float32 from ``patchpose.updater.inputs.prepare_batch`` (C = the modality's channels), or
+None for ``pose_only``; initial_orientations: (B, 48) U_init = ``encode_orientation`` of the initial pose,
+flattened; boxes: (B, P, 4) the store's boxes of the P patches, unitless (``inputs.normalise_boxes``), or None
+unless conditioned. ``uses_images`` / ``uses_boxes`` say what a network reads, so a caller can skip reading it.
+
+Architectures (``build_network(model_settings, modality)``; ``model_settings`` = the config's ``updater.model``):
+
+* ``resnet``: the paper's: a torchvision ResNet 18/34/50 (``patchpose.updater.resnet``) taking all C channels
+  at once, its last layer a fully connected 48-way one; optionally ImageNet weights from a local file.
+* ``limb_encoder``: ONE small CNN shared by all P patches (each patch's c channels alone: stride-2 3 x 3
+  conv + BN + ReLU stages, global average pooling), a per-patch token ``ReLU(W f_p + e_p)`` with a learned
+  embedding e_p of patch p, the P tokens concatenated -> MLP -> 48. The paper's per-part idea (one limb's
+  appearance, shared between poses) at a fraction of a ResNet's cost; P = 1 (the uncropped frame) works too.
+* ``pose_only``: a control the paper does not have: a residual MLP (``LiftingMLP``) on U_init alone, no image;
+  same training and targets; it measures what a refiner can do without the patches.
+
+Conditioned (``condition_on_initial_pose: true``; ``resnet`` and ``limb_encoder``): the pooled image
+features are concatenated with U_init (48) and the boxes (P x 4) before an MLP head (linear, batch norm,
+ReLU, linear), so the residual can depend on the pose it corrects. Unconditioned, U_init and the boxes are
+ignored (the paper's ΔU from the patches alone).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from patchpose.baselines.lifting.model import LiftingMLP
+from patchpose.skeleton import H36M
+from patchpose.updater.modalities import get_modality
+from patchpose.updater.resnet import ResNetTrunk, load_pretrained
+
+__all__ = [
+    "OUTPUTS",
+    "ARCHITECTURES",
+    "Updater",
+    "ResNetUpdater",
+    "LimbEncoderUpdater",
+    "PoseOnlyUpdater",
+    "build_network",
+    "complexity",
+]
+
+OUTPUTS = 3 * H36M.num_limbs  # ΔU and U_init: 16 limbs x (x, y, z)
+ARCHITECTURES = ("resnet", "limb_encoder", "pose_only")
+SETTINGS = {  # the keys of each architecture's block of ``updater.model``
+    "resnet": ("depth", "width", "pretrained", "hidden"),
+    "limb_encoder": ("widths", "convs_per_stage", "embedding", "hidden"),
+    "pose_only": ("width", "blocks", "dropout"),
+}
+
+
+def _head(inputs: int, hidden: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(inputs, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+                         nn.Linear(hidden, OUTPUTS))  # fmt: skip
+
+
+class Updater(nn.Module):
+    """The common part: input checks and the conditioning vector. Subclasses set ``modality`` (or None),
+    ``uses_images``, ``uses_boxes`` and implement ``predict``."""
+
+    uses_images: bool = True
+    uses_boxes: bool = False
+
+    def __init__(self, modality: str | None):
+        super().__init__()
+        self.modality = modality
+        self.num_patches = get_modality(modality).num_patches if modality is not None else 0
+        self.in_channels = get_modality(modality).num_channels if modality is not None else 0
+
+    def _check(self, images, initial_orientations, boxes) -> None:
+        if initial_orientations is None or initial_orientations.ndim != 2 or initial_orientations.shape[1] != OUTPUTS:
+            got = None if initial_orientations is None else tuple(initial_orientations.shape)
+            raise ValueError(f"initial_orientations must be (B, {OUTPUTS}), got {got}")
+        batch = initial_orientations.shape[0]
+        if self.uses_images:
+            if images is None or images.ndim != 4 or images.shape[:2] != (batch, self.in_channels):
+                got = None if images is None else tuple(images.shape)
+                raise ValueError(f"{self.modality} images must be (B={batch}, {self.in_channels}, S, S), got {got}")
+        if self.uses_boxes and (boxes is None or tuple(boxes.shape) != (batch, self.num_patches, 4)):
+            got = None if boxes is None else tuple(boxes.shape)
+            raise ValueError(f"boxes must be (B={batch}, {self.num_patches}, 4), got {got}")
+
+    def forward(self, images, initial_orientations, boxes=None) -> torch.Tensor:
+        """(B, C, S, S) or None, (B, 48), (B, P, 4) or None -> (B, 48) ΔU; see the module docstring."""
+        self._check(images, initial_orientations, boxes)
+        return self.predict(images, initial_orientations, boxes)
+
+    def predict(self, images, initial_orientations, boxes) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _condition(self, features: torch.Tensor, initial_orientations, boxes) -> torch.Tensor:
+        if not self.uses_boxes:
+            return features
+        extra = [initial_orientations.to(features.dtype), boxes.flatten(1).to(features.dtype)]
+        return torch.cat([features, *extra], dim=1)
+
+    def _conditioning_size(self) -> int:
+        return OUTPUTS + 4 * self.num_patches
+
+
+class ResNetUpdater(Updater):
+    """``resnet``: (B, C, S, S) -> ResNet trunk -> fc 48 (the paper), or -> [features, U_init, boxes] -> MLP
+    head of ``hidden`` features -> 48 (conditioned)."""
+
+    def __init__(self, modality: str, depth: int, width: float, hidden: int, conditioned: bool):
+        super().__init__(modality)
+        self.uses_boxes = bool(conditioned)
+        self.trunk = ResNetTrunk(depth, self.in_channels, width)
+        features = self.trunk.num_features
+        self.head = _head(features + self._conditioning_size(), hidden) if conditioned else nn.Linear(features, OUTPUTS)
+
+    def predict(self, images, initial_orientations, boxes) -> torch.Tensor:
+        return self.head(self._condition(self.trunk(images), initial_orientations, boxes))
+
+
+def _conv_block(inputs: int, outputs: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(inputs, outputs, 3, stride, 1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU(inplace=True)]
+
+
+class LimbEncoderUpdater(Updater):
+    """``limb_encoder``: each of the P patches' c channels -> shared CNN (one stage per ``widths`` entry: a
+    stride-2 conv block then ``convs_per_stage`` - 1 stride-1 ones; global average pooling) -> token
+    ReLU(W f_p + e_p) of ``embedding`` features -> P tokens [+ U_init, boxes] -> MLP of ``hidden`` -> 48."""
+
+    def __init__(self, modality: str, widths, convs_per_stage: int, embedding: int, hidden: int, conditioned: bool):
+        super().__init__(modality)
+        widths = [int(width) for width in widths]
+        if not widths or min(widths) < 1 or convs_per_stage < 1 or embedding < 1 or hidden < 1:
+            raise ValueError(f"limb_encoder needs widths >= 1 (at least one), convs_per_stage, embedding and hidden "
+                             f">= 1, got {widths}, {convs_per_stage}, {embedding}, {hidden}")  # fmt: skip
+        self.uses_boxes = bool(conditioned)
+        self.channels_per_patch = get_modality(modality).channels_per_patch
+        layers, previous = [], self.channels_per_patch
+        for width in widths:
+            layers += _conv_block(previous, width, 2)
+            for _ in range(convs_per_stage - 1):
+                layers += _conv_block(width, width, 1)
+            previous = width
+        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.token = nn.Linear(previous, embedding)
+        self.patch_embedding = nn.Parameter(torch.zeros(self.num_patches, embedding))
+        self.head = _head(self.num_patches * embedding + (self._conditioning_size() if conditioned else 0), hidden)
+
+    def predict(self, images, initial_orientations, boxes) -> torch.Tensor:
+        batch, size = images.shape[0], images.shape[-1]
+        per_patch = images.reshape(batch * self.num_patches, self.channels_per_patch, size, size)
+        features = self.encoder(per_patch).view(batch, self.num_patches, -1)
+        tokens = torch.relu(self.token(features) + self.patch_embedding)
+        return self.head(self._condition(tokens.flatten(1), initial_orientations, boxes))
+
+
+class PoseOnlyUpdater(Updater):
+    """``pose_only``: (B, 48) U_init -> residual MLP -> (B, 48); images and boxes are not read."""
+
+    uses_images = False
+
+    def __init__(self, width: int, blocks: int, dropout: float):
+        super().__init__(None)
+        self.mlp = LiftingMLP(OUTPUTS, OUTPUTS, width, blocks, dropout)
+
+    def predict(self, images, initial_orientations, boxes) -> torch.Tensor:
+        return self.mlp(initial_orientations)
+
+
+def _block(model_settings: dict, architecture: str) -> dict:
+    block = model_settings.get(architecture)
+    if not isinstance(block, dict):
+        raise ValueError(f"updater.model: architecture {architecture!r} needs its settings block "
+                         f"updater.model.{architecture}")  # fmt: skip
+    expected = set(SETTINGS[architecture])
+    if set(block) != expected:
+        raise ValueError(f"updater.model.{architecture}: missing {sorted(expected - set(block))}, "
+                         f"unknown {sorted(set(block) - expected)}")  # fmt: skip
+    return block
+
+
+def build_network(model_settings: dict, modality: str, *, load_weights: bool = True) -> Updater:
+    """The network of ``model_settings`` (``updater.model``: ``architecture``, ``condition_on_initial_pose`` and
+    the architecture's block; the other architectures' blocks are not read) for input ``modality``.
+
+    load_weights: read ``resnet.pretrained`` (a local torchvision state dict, or null); False when the weights
+    come from a trained model file anyway.
+    """
+    architecture = model_settings.get("architecture")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"updater.model.architecture must be one of {ARCHITECTURES}, got {architecture!r}")
+    block = _block(model_settings, architecture)
+    if architecture == "pose_only":
+        return PoseOnlyUpdater(block["width"], block["blocks"], block["dropout"])
+    conditioned = model_settings.get("condition_on_initial_pose")
+    if not isinstance(conditioned, bool):
+        raise ValueError(f"updater.model.condition_on_initial_pose must be true or false, got {conditioned!r}")
+    if architecture == "resnet":
+        network = ResNetUpdater(modality, block["depth"], block["width"], block["hidden"], conditioned)
+        if load_weights and block["pretrained"] is not None:
+            load_pretrained(network.trunk, block["pretrained"])
+        return network
+    return LimbEncoderUpdater(modality, block["widths"], block["convs_per_stage"], block["embedding"],
+                              block["hidden"], conditioned)  # fmt: skip
+
+
+def _example_inputs(network: Updater, input_size: int, batch: int):
+    parameter = next(network.parameters())
+    images = None
+    if network.uses_images:
+        images = torch.zeros(batch, network.in_channels, input_size, input_size, device=parameter.device)
+    boxes = torch.zeros(batch, network.num_patches, 4, device=parameter.device) if network.uses_boxes else None
+    return images, torch.zeros(batch, OUTPUTS, device=parameter.device), boxes
+
+
+def complexity(network: Updater, input_size: int) -> dict[str, int]:
+    """``parameters`` (learnable), and ``forward_flops`` / ``training_flops`` (forward + backward) per sample at
+    ``input_size`` px, counted by ``torch.utils.flop_counter.FlopCounterMode`` (a multiply-add is 2 FLOPs;
+    convolutions and matrix products only) on a copy of ``network`` (it is left untouched)."""
+    batch, probe = 2, copy.deepcopy(network)  # batch norm needs two samples in training mode
+    inputs = _example_inputs(probe, input_size, batch)
+    probe.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        probe(*inputs)
+    forward = counter.get_total_flops()
+    probe.train()
+    with FlopCounterMode(display=False) as counter:
+        probe(*inputs).square().sum().backward()
+    return {
+        "parameters": sum(p.numel() for p in network.parameters() if p.requires_grad),
+        "forward_flops": forward // batch,
+        "training_flops": counter.get_total_flops() // batch,
+    }

@@ -1,0 +1,304 @@
+"""The updater's modalities table, device-side batch preparation and networks: shapes for every network and
+modality, channel selection and normalisation by hand, pretrained weights from a file the test writes (and
+every refusal naming it), the first convolution's 3 / C scaling, FLOPs by hand, gradients everywhere."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from patchpose.updater.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise_boxes, prepare_batch
+from patchpose.updater.modalities import (
+    MODALITIES,
+    get_modality,
+    num_channels,
+    patch_source,
+    select_channels,
+    wildcard_constraint,
+)
+from patchpose.updater.network import OUTPUTS, build_network, complexity
+from patchpose.updater.resnet import ResNetTrunk, spread_first_conv
+
+SIZE = 32  # network input side in these tests
+
+
+def settings(architecture: str = "limb_encoder", conditioned: bool = False, **block) -> dict:
+    """A small ``updater.model`` block (every architecture's settings present, as the config has them)."""
+    model = {
+        "architecture": architecture,
+        "condition_on_initial_pose": conditioned,
+        "input_size": SIZE,
+        "resnet": {"depth": 18, "width": 0.25, "pretrained": None, "hidden": 16},
+        "limb_encoder": {"widths": [4, 8], "convs_per_stage": 2, "embedding": 6, "hidden": 16},
+        "pose_only": {"width": 16, "blocks": 1, "dropout": 0.1},
+    }
+    model[architecture].update(block)
+    return model
+
+
+def fake_patches(batch: int, patches: int, size: int = 4) -> np.ndarray:
+    """(B, P, 6, R, R) uint8 with value 100 b + 6 p + channel everywhere in patch p's channel."""
+    b, p, c = np.meshgrid(np.arange(batch), np.arange(patches), np.arange(6), indexing="ij")
+    values = (100 * b + 6 * p + c).astype(np.uint8)
+    return np.broadcast_to(values[..., None, None], (batch, patches, 6, size, size)).copy()
+
+
+# --- modalities -----------------------------------------------------------------------------------
+
+
+def test_table_channel_counts_and_stores():
+    assert {name: num_channels(name) for name in MODALITIES} == {"rgb_seg": 96, "rgb": 48, "seg": 48,
+                                                                 "uncropped_rgb": 3}  # fmt: skip
+    assert [patch_source(name) for name in MODALITIES] == ["predicted", "predicted", "predicted", "uncropped"]
+    assert patch_source("seg", "groundtruth") == "groundtruth"
+    assert patch_source("uncropped_rgb", "groundtruth") == "uncropped"
+    with pytest.raises(ValueError, match="unknown modality 'depth'.*rgb_seg"):
+        get_modality("depth")
+    with pytest.raises(ValueError, match="2D source"):
+        patch_source("rgb", "oracle")
+
+
+def test_wildcard_constraint_matches_the_names_only():
+    pattern = re.compile(wildcard_constraint())
+    assert all(pattern.fullmatch(name) for name in MODALITIES)
+    assert not any(pattern.fullmatch(name) for name in ("rgb_", "rgbseg", "segx", "uncropped", "", "rgb|seg"))
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_select_channels_golden(as_tensor):
+    patches = fake_patches(2, 16)
+    uncropped = fake_patches(2, 1)
+    if as_tensor:
+        patches, uncropped = torch.from_numpy(patches), torch.from_numpy(uncropped)
+
+    def values(name, source, sample):  # one value per output channel (every pixel holds it)
+        out = select_channels(source, name)
+        assert tuple(out.shape) == (2, num_channels(name), 4, 4) and out.dtype == source.dtype
+        return np.asarray(out[sample, :, 0, 0]).tolist()
+
+    assert values("rgb_seg", patches, 0) == list(range(96))  # limb 0's R G B S_R S_G S_B, then limb 1's ...
+    assert values("rgb", patches, 0)[:9] == [0, 1, 2, 6, 7, 8, 12, 13, 14]
+    assert values("rgb", patches, 0)[-3:] == [90, 91, 92]
+    assert values("seg", patches, 0)[:9] == [3, 4, 5, 9, 10, 11, 15, 16, 17]
+    assert values("seg", patches, 1)[-3:] == [193, 194, 195]
+    assert values("uncropped_rgb", uncropped, 1) == [100, 101, 102]
+    with pytest.raises(ValueError, match="modality 'rgb' takes patches \\(B, 16, 6, R, R\\)"):
+        select_channels(uncropped, "rgb")
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(MODALITIES))
+def test_prepare_batch_normalises_each_channel_as_imagenet(name):
+    modality = get_modality(name)
+    patches = fake_patches(2, modality.num_patches, size=8)
+    images = prepare_batch(torch.from_numpy(patches), name, 8, "cpu")
+    assert images.dtype == torch.float32 and tuple(images.shape) == (2, modality.num_channels, 8, 8)
+    for channel in (0, 1, modality.num_channels - 1):
+        store_channel = modality.channels[channel % len(modality.channels)]
+        value = float(select_channels(patches, name)[1, channel, 0, 0])
+        expected = (value / 255 - IMAGENET_MEAN[store_channel % 3]) / IMAGENET_STD[store_channel % 3]
+        torch.testing.assert_close(images[1, channel], torch.full((8, 8), expected), rtol=0, atol=1e-5)
+
+
+def test_prepare_batch_zooms_bilinearly_and_antialiases_only_when_downscaling():
+    patches = torch.zeros(1, 1, 6, 16, 16, dtype=torch.uint8)
+    patches[..., ::4] = 255  # vertical stripes: one column in four lit
+    lit = (1 - IMAGENET_MEAN[0]) / IMAGENET_STD[0]
+    dark = -IMAGENET_MEAN[0] / IMAGENET_STD[0]
+    # 4x down: antialiased, each output pixel is a mean over its footprint: a quarter lit (away from the
+    # border, where the filter is cut off); one bilinear tap per pixel (at 5.5, 9.5) would see dark columns only
+    down = prepare_batch(patches, "uncropped_rgb", 4, "cpu")
+    torch.testing.assert_close(down[0, 0, :, 1:3], torch.full((4, 2), dark + (lit - dark) / 4), rtol=0, atol=1e-5)
+    up = prepare_batch(patches[..., :2, :2], "uncropped_rgb", 4, "cpu")  # 2x up, no antialias: plain bilinear
+    expected = F.interpolate(prepare_batch(patches[..., :2, :2], "uncropped_rgb", 2, "cpu"), size=(4, 4),
+                             mode="bilinear", align_corners=False)  # fmt: skip
+    torch.testing.assert_close(up, expected)
+    assert up[0, 0, 0].tolist()[0] == pytest.approx(lit, abs=1e-5)  # edge pixel replicated: the lit column
+    with pytest.raises(ValueError, match="uint8"):
+        prepare_batch(patches.float(), "uncropped_rgb", 4, "cpu")
+
+
+def test_normalise_boxes_golden():
+    boxes = np.array([[[63.5, 63.5, 128, 64], [-0.5, 127.5, 32, 16]]])  # (1, 2, 4) frame px of a 128² frame
+    expected = [[[0, 0, 2, 1], [-1, 1, 0.5, 0.25]]]
+    np.testing.assert_allclose(normalise_boxes(boxes, (128, 128)), expected, atol=1e-7)
+    with pytest.raises(ValueError, match=r"\(N, P, 4\)"):
+        normalise_boxes(boxes[0], (128, 128))
+
+
+# --- networks -------------------------------------------------------------------------------------
+
+
+def _inputs(network, batch: int = 3, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.randn(batch, network.in_channels, SIZE, SIZE, generator=generator) if network.uses_images else None
+    orientations = torch.randn(batch, OUTPUTS, generator=generator)
+    boxes = torch.randn(batch, max(network.num_patches, 1), 4, generator=generator)
+    return images, orientations, boxes
+
+
+@pytest.mark.parametrize("conditioned", [False, True])
+@pytest.mark.parametrize("architecture", ["resnet", "limb_encoder"])
+@pytest.mark.parametrize("name", list(MODALITIES))
+def test_every_network_and_modality_gives_48_numbers(architecture, conditioned, name):
+    torch.manual_seed(0)
+    network = build_network(settings(architecture, conditioned), name)
+    assert network.in_channels == num_channels(name) and network.uses_boxes == conditioned
+    out = network(*_inputs(network))
+    assert out.shape == (3, OUTPUTS) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    images, orientations, boxes = _inputs(network)
+    with pytest.raises(ValueError, match="images must be"):
+        network(images[:, :-1], orientations, boxes)
+
+
+def test_resnet50_and_pose_only_shapes():
+    torch.manual_seed(0)
+    resnet50 = build_network(settings("resnet", depth=50, width=0.125), "rgb")
+    assert resnet50.trunk.num_features == 256 and resnet50(*_inputs(resnet50)).shape == (3, OUTPUTS)
+    pose_only = build_network(settings("pose_only", conditioned=True), "rgb_seg")
+    assert not pose_only.uses_images and not pose_only.uses_boxes
+    assert pose_only(None, torch.randn(3, OUTPUTS)).shape == (3, OUTPUTS)
+    with pytest.raises(ValueError, match=r"initial_orientations must be \(B, 48\)"):
+        pose_only(None, torch.randn(3, 47))
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="architecture must be one of"):
+        build_network(settings() | {"architecture": "vgg"}, "rgb")
+    with pytest.raises(ValueError, match=r"updater.model.limb_encoder: missing \['hidden'\], unknown \['hiden'\]"):
+        model = settings()
+        model["limb_encoder"]["hiden"] = model["limb_encoder"].pop("hidden")
+        build_network(model, "rgb")
+    with pytest.raises(ValueError, match="resnet depth must be one of"):
+        build_network(settings("resnet", depth=101), "rgb")
+
+
+@pytest.mark.parametrize("depth", [18, 34, 50])
+def test_trunk_is_torchvisions_resnet_without_fc(depth):
+    reference = getattr(torchvision.models, f"resnet{depth}")().state_dict()
+    trunk = ResNetTrunk(depth, 3).state_dict()
+    assert {k: tuple(v.shape) for k, v in trunk.items()} == {
+        k: tuple(v.shape) for k, v in reference.items() if not k.startswith("fc.")
+    }
+
+
+@pytest.mark.parametrize("conditioned", [False, True])
+@pytest.mark.parametrize("architecture", ["resnet", "limb_encoder"])
+def test_gradients_reach_every_parameter(architecture, conditioned):
+    torch.manual_seed(0)
+    network = build_network(settings(architecture, conditioned), "rgb_seg")
+    images, orientations, boxes = _inputs(network)
+    orientations.requires_grad_(True)
+    boxes.requires_grad_(True)
+    network(images, orientations, boxes).square().sum().backward()
+    silent = [name for name, p in network.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert silent == []
+    used = [orientations.grad is not None and orientations.grad.abs().sum() > 0,
+            boxes.grad is not None and boxes.grad.abs().sum() > 0]  # fmt: skip
+    assert used == [conditioned, conditioned]  # the pose and the boxes count exactly when conditioned
+
+
+def test_limb_encoder_shares_one_cnn_across_limbs():
+    torch.manual_seed(0)
+    network = build_network(settings(), "rgb_seg").eval()
+    assert network.encoder[0].in_channels == 6  # one limb's channels, not 96
+    images = torch.randn(1, 96, SIZE, SIZE)
+    swapped = images.clone()
+    swapped[:, :6], swapped[:, 6:12] = images[:, 6:12], images[:, :6]
+    features = network.encoder(images.view(16, 6, SIZE, SIZE))
+    features_swapped = network.encoder(swapped.view(16, 6, SIZE, SIZE))
+    torch.testing.assert_close(features_swapped[:2], features[[1, 0]])
+
+
+# --- pretrained weights -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resnet18_file(tmp_path_factory):
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("weights") / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["rgb_seg", "rgb", "uncropped_rgb"])
+def test_pretrained_weights_load_up_to_the_penultimate_layer(resnet18_file, name):
+    reference = torch.load(resnet18_file, weights_only=True)
+    network = build_network(settings("resnet", width=1.0, pretrained=str(resnet18_file)), name)
+    loaded = network.trunk.state_dict()
+    for key, value in reference.items():
+        if key.startswith("fc."):
+            continue
+        if key == "conv1.weight":
+            channels = num_channels(name)
+            assert loaded[key].shape == (64, channels, 7, 7)
+            for j in range(channels):
+                torch.testing.assert_close(loaded[key][:, j], value[:, j % 3] * 3 / channels, rtol=1e-6, atol=0)
+        else:
+            torch.testing.assert_close(loaded[key], value, rtol=0, atol=0)
+    assert isinstance(network.head, torch.nn.Linear) and network.head.out_features == OUTPUTS
+
+
+def test_first_conv_scaling_keeps_the_activation_magnitude(resnet18_file):
+    """Every patch (RGB and segmentation) showing one image x: the spread conv1 responds as the RGB conv1 to x."""
+    reference = torchvision.models.resnet18()
+    reference.load_state_dict(torch.load(resnet18_file, weights_only=True))
+    network = build_network(settings("resnet", width=1.0, pretrained=str(resnet18_file)), "rgb_seg")
+    x = torch.randn(2, 3, SIZE, SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(network.trunk.conv1(x.repeat(1, 32, 1, 1)), reference.conv1(x),
+                                   rtol=1e-4, atol=1e-5)  # fmt: skip
+    with pytest.raises(ValueError, match="multiple of 3"):
+        spread_first_conv(reference.conv1.weight, 4)
+
+
+def test_pretrained_refusals_name_the_file(resnet18_file, tmp_path):
+    def build(path, **block):
+        return build_network(settings("resnet", **({"width": 1.0, "pretrained": str(path)} | block)), "rgb")
+
+    missing = tmp_path / "nowhere" / "resnet18.pth"
+    with pytest.raises(ValueError, match=f"{re.escape(str(missing))}: pretrained resnet18 weights not found"):
+        build(missing)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match=f"{re.escape(str(garbage))}: not a readable torch state dict"):
+        build(garbage)
+    listed = tmp_path / "list.pth"
+    torch.save([torch.zeros(1)], listed)
+    with pytest.raises(ValueError, match=f"{re.escape(str(listed))}: not a state dict"):
+        build(listed)
+    for depth in (34, 50):
+        other = tmp_path / f"resnet{depth}.pth"
+        torch.save(getattr(torchvision.models, f"resnet{depth}")().state_dict(), other)
+        with pytest.raises(ValueError, match=f"{re.escape(str(other))}: not the weights of a torchvision resnet18"):
+            build(other)
+    with pytest.raises(ValueError, match=f"{re.escape(str(resnet18_file))}: .*resnet50: missing"):
+        build(resnet18_file, depth=50)
+    with pytest.raises(ValueError, match="need resnet width 1"):
+        build(resnet18_file, width=0.5)
+    assert build_network(settings("resnet", width=1.0, pretrained=str(missing)), "rgb", load_weights=False)
+
+
+# --- cost -----------------------------------------------------------------------------------------
+
+
+def test_complexity_counts_flops_by_hand_and_leaves_the_network_alone():
+    # one stage of 4 filters on an 8 px frame (3 channels): 4 x 4 outputs x 4 filters x 27 taps = 1728 MACs;
+    # token 4 -> 2: 8; head 2 -> 3: 6 and 3 -> 48: 144. 1886 MACs = 3772 FLOPs per sample.
+    network = build_network(settings(widths=[4], convs_per_stage=1, embedding=2, hidden=3), "uncropped_rgb")
+    before = copy.deepcopy(network.state_dict())
+    cost = complexity(network, 8)
+    assert cost["forward_flops"] == 3772
+    assert cost["parameters"] == 108 + 8 + (8 + 2) + 2 + (6 + 3) + 3 + 3 + (144 + 48)
+    assert cost["training_flops"] > 2 * cost["forward_flops"]
+    after = network.state_dict()
+    assert all(torch.equal(before[key], after[key]) for key in before)
+    assert all(p.grad is None for p in network.parameters())
