@@ -24,6 +24,8 @@ include: "rules/keypoints2d.smk"
 include: "rules/segmentation.smk"
 include: "rules/baselines.smk"
 include: "rules/patches.smk"
+include: "rules/updater.smk"
+include: "rules/refine.smk"
 
 
 

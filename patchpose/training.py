@@ -154,9 +154,20 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _layout(inputs: torch.Tensor, amp: bool) -> torch.Tensor:
-    """Images (4-D) go channels_last under AMP; other inputs (e.g. vectors) are left as they are."""
-    return inputs.contiguous(memory_format=torch.channels_last) if amp and inputs.ndim == 4 else inputs
+def _layout(inputs, amp: bool):
+    """Images (4-D) go channels_last under AMP; other inputs (e.g. vectors, None) are left as they are. A
+    tuple of inputs (a network of several arguments) is laid out element by element."""
+    if isinstance(inputs, tuple):
+        return tuple(_layout(element, amp) for element in inputs)
+    if amp and isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
+        return inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+def _forward(model, inputs):
+    """``model(*inputs)`` for a tuple of inputs (e.g. the updater's images, initial orientations, boxes),
+    else ``model(inputs)``."""
+    return model(*inputs) if isinstance(inputs, tuple) else model(inputs)
 
 
 @torch.no_grad()
@@ -168,7 +179,7 @@ def _validation_loss(model, validation: Validation, loss_fn, device: torch.devic
         inputs, targets = validation.make_batch(indices, device)
         inputs = _layout(inputs, amp)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-            total += float(loss_fn(model(inputs), targets)) * len(indices)
+            total += float(loss_fn(_forward(model, inputs), targets)) * len(indices)
     return total / validation.num_items
 
 
@@ -213,12 +224,13 @@ def train(
     """Train ``model`` for ``spec.epochs`` epochs over ``num_items`` examples, resuming from
     ``checkpoint_path`` when it holds a checkpoint of the same ``config``.
 
-    make_batch(indices, rng, device) -> (inputs, targets): builds (and augments) one batch;
-    loss_fn(model(inputs), targets) -> scalar loss. after_epoch(epoch) runs after each epoch's
-    checkpoint is written (tests use it to simulate a kill). validation: see ``Validation``; with it
-    the best epoch's weights are returned and ``spec.patience`` stops early; ``spec.schedule`` ``plateau``
-    needs it. A checkpoint is resumed only if written under ``config`` (which should therefore hold what
-    ``spec`` was made from) and ``spec.schedule``. Returns the trained model (on ``device``, eval mode).
+    make_batch(indices, rng, device) -> (inputs, targets): builds (and augments) one batch (inputs: a
+    tensor, or a tuple of the network's arguments); loss_fn(model(inputs), targets) -> scalar loss.
+    after_epoch(epoch) runs after each epoch's checkpoint is written (tests use it to simulate a kill).
+    validation: see ``Validation``; with it the best epoch's weights are returned and ``spec.patience``
+    stops early; ``spec.schedule`` ``plateau`` needs it. A checkpoint is resumed only if written under
+    ``config`` (which should therefore hold what ``spec`` was made from) and ``spec.schedule``. Returns the
+    trained model (on ``device``, eval mode).
     """
     if num_items < 2:
         raise ValueError(f"need at least 2 training examples, got {num_items}")
@@ -259,7 +271,7 @@ def train(
             inputs, targets = make_batch(indices, rng, device)
             inputs = _layout(inputs, amp)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-                loss = loss_fn(model(inputs), targets)
+                loss = loss_fn(_forward(model, inputs), targets)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimiser)

@@ -10,6 +10,8 @@ from patchpose.person_box import split_boxes
 from patchpose.provenance import code_digest
 from patchpose.synthetic.params import world_params_for_split
 from patchpose.poses3d import baseline_config
+from patchpose.updater import variants as updater_variants
+from patchpose.updater.modalities import patch_source
 
 try:
     _validated = validate_config(config)
@@ -25,6 +27,7 @@ SPLITS = ("train", "test")
 
 wildcard_constraints:
     split="train|test",
+    variant=updater_variants.wildcard_constraint(),
     fold=r"\d+",
     source2d="predicted|groundtruth",
 
@@ -81,6 +84,7 @@ def get_final_outputs():
         + get_baseline_outputs()
         + get_trained_baseline_outputs()
         + get_patches_outputs()
+        + get_updater_outputs()
     )
 
 
@@ -295,3 +299,93 @@ def get_trained_baseline_prediction_inputs(wildcards):
 def get_trained_baseline_curves(wildcards):
     """The learning-curve CSVs of a trained baseline's k fold models, in fold order."""
     return expand(f"{RESULTS}/baselines/{wildcards.name}/curves/fold{{fold}}.csv", fold=range(config["folds"]["k"]))
+
+
+# --- updater (rules/updater.smk) and refine/evaluate (rules/refine.smk): the pairs the tables need ---
+
+
+def get_refinable_baselines():
+    """Baselines an updater can be trained for: those with a training split, the mean_pose reference excepted."""
+    return [
+        name
+        for name in get_baseline_names()
+        if "train" in get_baseline_splits(name) and config["baselines"][name]["kind"] != "mean_pose"
+    ]
+
+
+def get_updater_plan():
+    """{"table1": [(baseline, variant)], "ablation": [(baseline, variant)]} (patchpose/updater/variants.py)."""
+    try:
+        return updater_variants.planned_pairs(
+            get_refinable_baselines(), config["updater"]["ablation_baseline"], config["updater"]["condition_on_initial_pose"]
+        )
+    except ValueError as error:
+        raise WorkflowError(f"invalid config: {error}") from None
+
+
+def get_updater_pairs():
+    plan = get_updater_plan()
+    return plan["table1"] + plan["ablation"]
+
+
+def get_updater_outputs():
+    """Per planned (baseline, variant): the refined test split's evaluation; then claims.json."""
+    pairs = get_updater_pairs()
+    if not pairs:
+        return []
+    return [
+        f"{RESULTS}/refined/{baseline}/{variant}/{output}"
+        for baseline, variant in pairs
+        for output in ("improvement.csv", "rarity_deciles.csv")
+    ] + [f"{RESULTS}/claims.json"]
+
+
+def get_updater_baseline_pattern():
+    """Wildcard regex matching exactly the refinable baselines' names (nothing if there are none)."""
+    return "|".join(get_refinable_baselines()) or "(?!)"
+
+
+def _updater_inputs(wildcards, split):
+    inputs = {
+        "dataset": f"{RESULTS}/dataset/{split}.zarr",
+        "initial": f"{RESULTS}/baselines/{wildcards.baseline}/{split}_poses_3d.npz",
+    }
+    modality = updater_variants.get_variant(wildcards.variant).modality
+    if modality is not None:
+        inputs["patches"] = f"{RESULTS}/patches/{patch_source(modality)}/{split}.zarr"
+    return inputs
+
+
+def get_updater_training_inputs(wildcards):
+    """The training store, the baseline's training-split predictions and the variant's patch store (for ``unpack``)."""
+    return _updater_inputs(wildcards, "train")
+
+
+def get_updater_refine_inputs(wildcards):
+    """The trained updater, the test store, the baseline's test predictions and the variant's test patches."""
+    return {
+        "model": f"{RESULTS}/updater/{wildcards.baseline}/{wildcards.variant}/model.pt",
+        **_updater_inputs(wildcards, "test"),
+    }
+
+
+def get_updater_settings(wildcards):
+    """The updater keys that shape this variant's network and training (patchpose/updater/variants.py)."""
+    return updater_variants.job_settings(config["updater"], wildcards.variant)
+
+
+def get_claims_inputs(wildcards):
+    """Every planned pair's evaluation, and the per-frame errors of every baseline refined (for ``unpack``)."""
+    pairs = get_updater_pairs()
+    baselines = list(dict.fromkeys(baseline for baseline, _ in pairs))
+    refined = [f"{RESULTS}/refined/{baseline}/{variant}" for baseline, variant in pairs]
+    return {
+        "baseline_errors": [f"{RESULTS}/baselines/{baseline}/test_frame_errors.npz" for baseline in baselines],
+        "refined_errors": [f"{path}/test_frame_errors.npz" for path in refined],
+        "improvements": [f"{path}/improvement.csv" for path in refined],
+        "deciles": [f"{path}/rarity_deciles.csv" for path in refined],
+    }
+
+
+def get_claims_baselines():
+    return list(dict.fromkeys(baseline for baseline, _ in get_updater_pairs()))

@@ -1,0 +1,236 @@
+"""A refined prediction file evaluated against the file it refined: the improvement with its bootstrap interval
+per action and overall, and error and gain per rarity decile; the claims the tables make, as one JSON.
+
+Files (written atomically, CSV with 4 decimals):
+
+* ``improvement.csv`` (``IMPROVEMENT_COLUMNS``): one row per action, then the two average rows of the per-action
+  table (their labels), each with the initial and the refined MPJPE (mm), the improvement (initial - refined),
+  its paired-bootstrap interval (``patchpose.evaluation.bootstrap``: clusters of views resampled within each
+  action, ``resamples`` draws, seeded) and the relative improvement (improvement / initial).
+* ``rarity_deciles.csv`` (``patchpose.evaluation.rarity.DECILE_COLUMNS``): the test poses in ten equal groups by
+  rarity (mean distance to their nearest training poses), each group's initial and refined error and gain.
+* ``claims.json`` (``compose_claims``): each claim with the numbers behind it and whether it holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from patchpose.atomic import atomic_write_bytes, atomic_write_text
+from patchpose.evaluation.bootstrap import improvement_intervals
+from patchpose.evaluation.claims import improvement_claim
+from patchpose.evaluation.frame_errors import read_frame_errors
+from patchpose.evaluation.rarity import DECILE_COLUMNS, rarity_deciles
+from patchpose.evaluation.tables import evaluate_prediction_file, per_action_rows
+from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL
+
+__all__ = [
+    "IMPROVEMENT_COLUMNS",
+    "improvement_rows",
+    "evaluate_refinement",
+    "write_rarity",
+    "read_rarity",
+    "read_improvement",
+    "compose_claims",
+    "write_claims",
+]
+
+IMPROVEMENT_COLUMNS = (
+    "action",
+    "frames",
+    "initial_mm",
+    "refined_mm",
+    "improvement_mm",
+    "ci_low_mm",
+    "ci_high_mm",
+    "relative_improvement",
+)
+
+
+def _csv(rows: list[dict], columns) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: f"{value:.4f}" if isinstance(value, float) else value for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def improvement_rows(initial_rows: list[dict], refined_rows: list[dict], intervals) -> list[dict]:
+    """Rows of ``IMPROVEMENT_COLUMNS`` from the two per-action tables and the intervals of their difference."""
+    refined = {row["action"]: row for row in refined_rows}
+    rows = []
+    for row in initial_rows:
+        interval = intervals.row(row["action"])
+        before, after = row["mpjpe_mm"], refined[row["action"]]["mpjpe_mm"]
+        rows.append(
+            {
+                "action": row["action"],
+                "frames": row["frames"],
+                "initial_mm": before,
+                "refined_mm": after,
+                "improvement_mm": interval["improvement_mm"],
+                "ci_low_mm": interval["ci_low_mm"],
+                "ci_high_mm": interval["ci_high_mm"],
+                "relative_improvement": (before - after) / before,
+            }
+        )
+    return rows
+
+
+def evaluate_refinement(
+    *,
+    refined_predictions: str | os.PathLike,
+    store: str | os.PathLike,
+    initial_errors: str | os.PathLike,
+    rarity: str | os.PathLike,
+    table: str | os.PathLike,
+    frame_errors: str | os.PathLike,
+    improvement: str | os.PathLike,
+    deciles: str | os.PathLike,
+    resamples: int,
+    confidence: float,
+    seed: int,
+    stream_names: tuple = (),
+) -> list[dict]:
+    """Evaluate ``refined_predictions`` on the test ``store`` like every prediction file (``table``,
+    ``frame_errors``), then against the per-frame errors of the file it refined (``initial_errors``): write
+    ``improvement`` and, with the per-frame ``rarity`` (``write_rarity``), ``deciles``. Returns the improvement
+    rows."""
+    refined_rows = evaluate_prediction_file(refined_predictions, store, table=table, frame_errors=frame_errors)
+    before, after = read_frame_errors(initial_errors), read_frame_errors(frame_errors)
+    intervals = improvement_intervals(
+        before, after, resamples=resamples, seed=seed, stream_names=stream_names, confidence=confidence
+    )
+    rows = improvement_rows(per_action_rows(before), refined_rows, intervals)
+    decile_table = rarity_deciles(read_rarity(rarity, before.num_frames), before, after)
+    atomic_write_text(improvement, _csv(rows, IMPROVEMENT_COLUMNS))
+    atomic_write_text(deciles, _csv(decile_table, DECILE_COLUMNS))
+    return rows
+
+
+def write_rarity(path: str | os.PathLike, rarity_mm: np.ndarray, frame_ids: list[str], k: int) -> None:
+    """The test split's per-frame rarity (mm) as npz: ``rarity_mm`` (N,), ``frame_ids`` (N,), ``k``."""
+    buffer = io.BytesIO()
+    np.savez(buffer, rarity_mm=np.asarray(rarity_mm, dtype=np.float64), frame_ids=np.array(frame_ids), k=np.array(k))
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_rarity(path: str | os.PathLike, num_frames: int) -> np.ndarray:
+    """(N,) rarity of a ``write_rarity`` file; ValueError naming the file when it is not one of N frames."""
+    try:
+        with np.load(path) as data:
+            rarity = np.asarray(data["rarity_mm"], dtype=np.float64)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable rarity file: {error}") from error
+    if rarity.shape != (num_frames,) or not np.all(np.isfinite(rarity)):
+        raise ValueError(f"{path}: rarity of {rarity.shape} frames (finite?), the test split has {num_frames}")
+    return rarity
+
+
+def read_improvement(path: str | os.PathLike) -> dict[str, dict]:
+    """``improvement.csv`` as {action label: row with floats}."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or tuple(rows[0]) != IMPROVEMENT_COLUMNS:
+        raise ValueError(f"{path}: not an improvement table (columns {', '.join(IMPROVEMENT_COLUMNS)})")
+    return {row["action"]: {k: (v if k == "action" else float(v)) for k, v in row.items()} for row in rows}
+
+
+def compose_claims(
+    *,
+    baseline_errors: Mapping[str, str],
+    refined_errors: Mapping[str, str],
+    improvements: Mapping[str, str],
+    deciles: Mapping[str, str],
+    table1: list[tuple[str, str]],
+    ablation: str,
+    resamples: int,
+    confidence: float,
+    seed: int,
+) -> dict:
+    """The claims of Tables 1-3 and the controls, each ``{claim, holds, ...numbers}``.
+
+    baseline_errors: {baseline: its test_frame_errors.npz}; refined_errors, improvements, deciles:
+    {"<baseline>/<variant>": file}; table1: the (baseline, variant) pairs of Table 1; ablation: the baseline
+    whose ablations ran (variants rgb, seg, uncropped_rgb, pose_only, rgb_seg_conditioned where present).
+
+    * T1 (per pair of Table 1): the refined average MPJPE is lower and the interval excludes 0;
+    * T2: cropped ``rgb`` patches beat the ``uncropped_rgb`` frame (refined average lower);
+    * T3: ``rgb_seg`` beats both ``rgb`` and ``seg``;
+    * rare: the relative gain on the rarest decile is at least the gain on the commonest;
+    * patches: the ``rgb_seg`` updater beats the pose-only control, the paired interval of their
+      difference excluding 0;
+    * conditioned: reported beside the paper's variant (its own T1-style claim).
+    """
+    claims: dict[str, dict] = {}
+    for baseline, variant in table1:
+        key = f"{baseline}/{variant}"
+        before, after = read_frame_errors(baseline_errors[baseline]), read_frame_errors(refined_errors[key])
+        intervals = improvement_intervals(
+            before,
+            after,
+            resamples=resamples,
+            seed=seed,
+            stream_names=("claims", baseline, variant),
+            confidence=confidence,
+        )
+        claims[f"T1 {key}"] = improvement_claim(before, after, intervals)
+    average = MEAN_OF_ACTION_MEANS_LABEL
+
+    def refined_average(variant: str) -> float | None:
+        key = f"{ablation}/{variant}"
+        return read_improvement(improvements[key])[average]["refined_mm"] if key in improvements else None
+
+    rgb, uncropped, seg, both = (refined_average(v) for v in ("rgb", "uncropped_rgb", "seg", "rgb_seg"))
+    if rgb is not None and uncropped is not None:
+        claims["T2 cropped rgb beats uncropped rgb"] = {
+            "claim": f"{ablation}: refined MPJPE with rgb patches lower than with the uncropped frame ({average})",
+            "holds": bool(rgb < uncropped),
+            "rgb_mm": rgb,
+            "uncropped_rgb_mm": uncropped,
+        }
+    if None not in (rgb, seg, both):
+        claims["T3 rgb_seg beats rgb and seg"] = {
+            "claim": f"{ablation}: the rgb_seg updater's refined MPJPE is lower than rgb's and seg's ({average})",
+            "holds": bool(both < rgb and both < seg),
+            "rgb_seg_mm": both,
+            "rgb_mm": rgb,
+            "seg_mm": seg,
+        }
+    for key, path in deciles.items():
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        rarest, commonest = rows[-1], rows[0]
+        rare_gain, common_gain = (float(row["gain_relative"]) for row in (rarest, commonest))
+        claims[f"rare {key}"] = {
+            "claim": f"{key}: relative gain on the rarest decile >= on the commonest",
+            "holds": bool(rare_gain >= common_gain),
+            "rarest_relative_gain": rare_gain,
+            "commonest_relative_gain": common_gain,
+        }
+    control, patches = f"{ablation}/pose_only", f"{ablation}/rgb_seg"
+    if control in refined_errors and patches in refined_errors:
+        without, with_patches = read_frame_errors(refined_errors[control]), read_frame_errors(refined_errors[patches])
+        intervals = improvement_intervals(
+            without,
+            with_patches,
+            resamples=resamples,
+            seed=seed,
+            stream_names=("claims", "patches"),
+            confidence=confidence,
+        )
+        claim = improvement_claim(without, with_patches, intervals)
+        claim["claim"] = f"{ablation}: the rgb_seg updater beats the pose-only control; " + claim["claim"]
+        claims["patches beat the pose-only control"] = claim
+    return claims
+
+
+def write_claims(path: str | os.PathLike, claims: dict) -> None:
+    atomic_write_text(path, json.dumps(claims, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,191 @@
+"""Train an updater on a baseline's training-split residuals (paper Eq. 2), and refine a split with it (Eq. 1).
+
+Target (Eq. 2): ΔU* = U_gt - U_init, the OriNet orientations (``patchpose.orientation``) of the training split's
+ground truth and of the baseline's training-split predictions (k-fold for the pipeline's own baselines, so as
+noisy as its test predictions), both normalised by the mean bone lengths of the training split's ground truth
+(the bone statistics are saved in the model file; test ground truth never enters). Loss: the squared error
+summed over the 16 limbs x 3, mean over the batch.
+
+Inputs per frame (``patchpose.updater.network``): the variant's patches (``patchpose.updater.variants``:
+streamed from the patch store, ``patchpose.updater.loader``, and zoomed to ``model.input_size`` on the
+device, ``patchpose.updater.inputs``), U_init (B, 48) and the limb boxes (B, P, 4), normalised.
+
+Training (``patchpose.fitting.fit``): the whole training split, ``training.validation_fraction`` of its poses
+held out (all camera views of a pose together); ``training.schedule`` cosine or plateau (the paper: Adam, LR
+divided by 10 on a validation plateau); the best validation epoch's weights are kept. Checkpoints resume only
+for the same inputs (``provenance``).
+
+Refinement (Eq. 1): X_refined = X_init + residual_pose(ΔU) (the residual rebuilt along the skeleton tree with
+the training bone lengths), root-relative, written in the prediction format, so it is evaluated like any
+baseline (and could be refined again).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from patchpose.baselines.geometry import root_relative
+from patchpose.dataset_format import DatasetStore, open_dataset
+from patchpose.fitting import fit, holdout_poses, train_spec
+from patchpose.orientation import BoneStatistics, bone_statistics, encode_orientation, refine
+from patchpose.patches.store import open_patch_store
+from patchpose.poses3d.files import write_predictions
+from patchpose.poses3d.loading import load_for_store
+from patchpose.training import load_torch, select_device
+from patchpose.updater.inputs import prepare_batch, read_boxes
+from patchpose.updater.loader import PatchBatches, PrefetchingMakeBatch, check_store
+from patchpose.updater.network import OUTPUTS, build_network
+from patchpose.updater.variants import get_variant, variant_settings
+
+__all__ = ["residual_targets", "train_updater", "load_updater", "refine_split"]
+
+log = logging.getLogger("patchpose.updater")
+
+
+def residual_targets(gt_poses: np.ndarray, initial_poses: np.ndarray, stats: BoneStatistics):
+    """(U_init, ΔU*) as (N, 48) float32: the initial orientations and Eq. 2's target U_gt - U_init."""
+    initial = encode_orientation(initial_poses, stats)
+    target = encode_orientation(gt_poses, stats) - initial
+    return initial.reshape(-1, OUTPUTS).astype(np.float32), target.reshape(-1, OUTPUTS).astype(np.float32)
+
+
+def _inputs(store: DatasetStore, initial_path, patches_path, modality, uses_boxes: bool):
+    """The baseline's poses (N, 17, 3) mm for ``store``'s rows, the patch store (or None) and the boxes."""
+    initial = load_for_store(initial_path, store)
+    patches, boxes = None, None
+    if modality is not None:
+        patches = open_patch_store(patches_path, store)
+        check_store(patches, modality)
+        if uses_boxes:
+            boxes = torch.from_numpy(read_boxes(patches, np.arange(store.num_frames)))
+    return initial, patches, boxes
+
+
+def train_updater(
+    *,
+    dataset: str | Path,
+    initial: str | Path,
+    patches: str | Path | None,
+    variant: str,
+    settings: dict,
+    seed: int,
+    baseline: str,
+    model_path: str | Path,
+    checkpoint_path: str | Path,
+    curve_path: str | Path,
+    threads: int = 1,
+    loader_workers: int = 0,
+    provenance: dict | None = None,
+    after_epoch=None,
+) -> torch.nn.Module:
+    """Train ``baseline``'s updater of ``variant`` on the training store ``dataset``, its training-split
+    predictions ``initial`` and the variant's patch store ``patches`` (None for ``pose_only``); write the
+    model file and the learning curve. ``settings``: the config's ``updater`` block (``model``, ``training``)."""
+    torch.set_num_threads(threads)
+    modality = get_variant(variant).modality
+    model_settings = variant_settings(settings["model"], variant)
+    settings = {**settings, "model": model_settings, "variant": variant}
+    store = open_dataset(dataset)
+    if store.split != "train":
+        raise ValueError(f"{dataset}: the updater trains on the training split, got a {store.split!r} store")
+    probe = build_network(model_settings, modality, load_weights=False)
+    initial_poses, patch_store, boxes = _inputs(store, initial, patches, modality, probe.uses_boxes)
+    stats = bone_statistics(root_relative(store.joints_3d))
+    u_init, target = (
+        torch.from_numpy(a) for a in residual_targets(root_relative(store.joints_3d), initial_poses, stats)
+    )
+    names = ("updater", baseline, variant)
+    everything = np.arange(store.num_frames)
+    held = holdout_poses(store, everything, settings["training"]["validation_fraction"], seed, names)
+    rows = np.setdiff1d(everything, held)
+    size = model_settings["input_size"]
+
+    def build(batch, rng, device):  # batch: a PatchBatch of frames batch.positions (store rows)
+        frames = torch.as_tensor(batch.rows)
+        images = prepare_batch(batch.patches, modality, size, device)
+        return _network_inputs(images, frames, u_init, boxes, device), target[frames].to(device)
+
+    loader = None
+    if patch_store is not None:
+        source = PatchBatches(patch_store, everything, num_workers=loader_workers, pin_memory=torch.cuda.is_available())
+        loader = PrefetchingMakeBatch(source, train_spec(settings["training"], seed, names), build, rows)
+        make_batch = loader
+        make_eval_batch = lambda frames, device: build(source.read(frames), None, device)  # noqa: E731
+    else:
+
+        def make_batch(frames, rng, device):  # fit passes store rows (training rows, or held-out ones)
+            frames = torch.as_tensor(frames)
+            return _network_inputs(None, frames, u_init, boxes, device), target[frames].to(device)
+
+        make_eval_batch = lambda frames, device: make_batch(frames, None, device)  # noqa: E731
+
+    def loss_fn(prediction, goal):
+        return ((prediction.float() - goal) ** 2).sum(dim=1).mean()
+
+    def build_model(model_settings):
+        return build_network(model_settings, modality)
+
+    try:
+        return fit(names, build_model, settings, seed, len(everything), make_batch, loss_fn, model_path,
+                   checkpoint_path, validation_rows=held, make_eval_batch=make_eval_batch, curve_path=curve_path,
+                   extras={"bone_statistics": stats.to_dict(), "variant": variant, "modality": modality,
+                           "baseline": baseline},
+                   after_epoch=after_epoch, provenance=provenance)  # fmt: skip
+    finally:
+        if loader is not None:
+            loader.close()
+
+
+def _network_inputs(images, frames, u_init, boxes, device):
+    return images, u_init[frames].to(device), None if boxes is None else boxes[frames].to(device)
+
+
+def load_updater(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """The trained updater of a model file (eval mode, on ``device``) and its payload."""
+    payload = load_torch(path)
+    for key in ("bone_statistics", "variant", "modality", "model_settings"):
+        if key not in payload:
+            raise ValueError(f"{path}: not an updater model file (no {key!r})")
+    network = build_network(payload["model_settings"], payload["modality"], load_weights=False)
+    network.load_state_dict(payload["model"])
+    return network.to(device).eval(), payload
+
+
+@torch.no_grad()
+def refine_split(
+    *,
+    model: str | Path,
+    dataset: str | Path,
+    initial: str | Path,
+    patches: str | Path | None,
+    output: str | Path,
+    method: str,
+    batch_size: int = 256,
+    threads: int = 1,
+) -> np.ndarray:
+    """Refine the predictions ``initial`` of the store ``dataset``'s split with the updater ``model`` (Eq. 1);
+    write them to ``output`` in the prediction format (label ``method``) and return (N, 17, 3) mm."""
+    torch.set_num_threads(threads)
+    device = select_device()
+    network, payload = load_updater(model, device)
+    stats = BoneStatistics.from_dict(payload["bone_statistics"])
+    store = open_dataset(dataset)
+    initial_poses, patch_store, boxes = _inputs(store, initial, patches, payload["modality"], network.uses_boxes)
+    u_init = torch.from_numpy(encode_orientation(initial_poses, stats).reshape(-1, OUTPUTS).astype(np.float32))
+    size = payload["model_settings"]["input_size"]
+    delta = np.zeros((store.num_frames, OUTPUTS), dtype=np.float64)
+    for start in range(0, store.num_frames, batch_size):
+        frames = torch.arange(start, min(start + batch_size, store.num_frames))
+        images = None
+        if patch_store is not None:
+            images = prepare_batch(patch_store.read(frames.numpy()), payload["modality"], size, device)
+        delta[frames.numpy()] = network(*_network_inputs(images, frames, u_init, boxes, device)).float().cpu().numpy()
+    refined = refine(initial_poses, delta.reshape(-1, OUTPUTS // 3, 3), stats)
+    refined = refined - refined[:, :1]
+    write_predictions(output, refined, store.frame_ids(), split=store.split, method=method)
+    log.info("refined %d %s frames with %s (%s)", store.num_frames, store.split, model, payload["variant"])
+    return refined

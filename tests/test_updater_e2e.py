@@ -1,0 +1,103 @@
+"""End to end on the tiny config: the updaters the tables need are trained, refine their baselines' test splits,
+are evaluated against them and feed claims.json; reruns follow the updater's keys only."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from patchpose.dataset_format import open_dataset
+from patchpose.evaluation.frame_errors import read_frame_errors
+from patchpose.poses3d.files import read_predictions
+from patchpose.updater.variants import ABLATION_VARIANTS
+from tests.conftest import copy_workflow, run_snakemake, write_config
+from tests.test_workflow_e2e import _merge, _planned_jobs, _tiny_config
+
+pytestmark = pytest.mark.slow
+
+TINY_UPDATER = {
+    "updater": {
+        "model": {
+            "input_size": 16,
+            "limb_encoder": {"widths": [4, 8], "embedding": 8, "hidden": 16},
+            "pose_only": {"width": 16, "blocks": 1},
+        },
+        "training": {"max_epochs": 2, "batch_size": 8},
+    },
+    "evaluation": {"bootstrap_resamples": 200, "rarity_neighbours": 2},
+}
+PAIRS = [("lifting", "rgb_seg"), ("integral3d", "rgb_seg")] + [("lifting", variant) for variant in ABLATION_VARIANTS]
+
+
+def _config(changes: dict | None = None) -> dict:
+    config = _tiny_config()
+    _merge(config, TINY_UPDATER)
+    _merge(config, changes or {})
+    return config
+
+
+@pytest.fixture(scope="module")
+def refined_workflow(tmp_path_factory):
+    directory = copy_workflow(tmp_path_factory.mktemp("updater"))
+    write_config(directory, _config())
+    result = run_snakemake(directory)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return directory
+
+
+def test_every_pair_the_tables_need_is_refined_and_evaluated(refined_workflow):
+    results = refined_workflow / "results/synthetic"
+    test = open_dataset(results / "dataset/test.zarr")
+    assert sorted(path.parent.name + "/" + path.name for path in (results / "updater").glob("*/*")) == sorted(
+        f"{baseline}/{variant}" for baseline, variant in PAIRS
+    )
+    assert not (results / "updater/mean_pose").exists()  # the reference row is not refined
+    for baseline, variant in PAIRS:
+        refined = results / "refined" / baseline / variant
+        record = read_predictions(refined / "test_poses_3d.npz")
+        assert record.frame_ids == tuple(test.frame_ids()) and np.isfinite(record.poses_3d).all()
+        errors = read_frame_errors(refined / "test_frame_errors.npz")
+        initial = read_frame_errors(results / "baselines" / baseline / "test_frame_errors.npz")
+        with open(refined / "improvement.csv", newline="") as handle:
+            rows = {row["action"]: row for row in csv.DictReader(handle)}
+        average = rows["average (mean of action means)"]
+        by_action = [errors.mpjpe_mm[errors.action == a].mean() for a in np.unique(errors.action)]
+        assert float(average["refined_mm"]) == pytest.approx(np.mean(by_action), abs=1e-3)
+        before = [initial.mpjpe_mm[initial.action == a].mean() for a in np.unique(initial.action)]
+        assert float(average["initial_mm"]) == pytest.approx(np.mean(before), abs=1e-3)
+        assert float(average["ci_low_mm"]) <= float(average["improvement_mm"]) <= float(average["ci_high_mm"])
+        deciles = (refined / "rarity_deciles.csv").read_text().splitlines()
+        assert deciles[0].startswith("decile,") and len(deciles) == 11
+        assert (results / "updater" / baseline / variant / "curve.csv").exists()
+
+
+def test_claims_state_each_claim_with_its_numbers(refined_workflow):
+    claims = json.loads((refined_workflow / "results/synthetic/claims.json").read_text())
+    assert {"T1 lifting/rgb_seg", "T1 integral3d/rgb_seg", "T2 cropped rgb beats uncropped rgb",
+            "T3 rgb_seg beats rgb and seg", "patches beat the pose-only control"} <= set(claims)  # fmt: skip
+    for claim in claims.values():
+        assert isinstance(claim["holds"], bool) and claim["claim"]
+    t1 = claims["T1 lifting/rgb_seg"]
+    assert t1["holds"] == (t1["refined_mm"] < t1["initial_mm"] and t1["ci_low_mm"] > 0)
+
+
+def test_an_updater_key_reruns_only_the_updaters_and_what_follows(refined_workflow):
+    write_config(refined_workflow, _config({"updater": {"training": {"learning_rate": 0.002}}}), name="changed.yaml")
+    result = run_snakemake(refined_workflow, "-n", "--configfile", "changed.yaml")
+    assert result.returncode == 0, result.stderr
+    jobs = _planned_jobs(result)
+    assert jobs.pop("train_updater") == len(PAIRS) and jobs.pop("refine_with_updater") == len(PAIRS)
+    assert jobs.pop("evaluate_refined") == len(PAIRS) and jobs.pop("write_claims") == 1 and jobs.pop("all") == 1
+    assert jobs == {}
+
+
+def test_a_pose_only_key_reruns_only_the_pose_only_control(refined_workflow):
+    write_config(refined_workflow, _config({"updater": {"model": {"pose_only": {"width": 24}}}}), name="changed.yaml")
+    result = run_snakemake(refined_workflow, "-n", "--configfile", "changed.yaml")
+    assert result.returncode == 0, result.stderr
+    assert _planned_jobs(result) == {
+        "train_updater": 1, "refine_with_updater": 1, "evaluate_refined": 1, "write_claims": 1, "all": 1}  # fmt: skip
+    assert "updater/lifting/pose_only/model.pt" in result.stdout

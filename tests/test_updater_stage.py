@@ -1,0 +1,181 @@
+"""The updater stage: Eq. 2's target, the refinement of Eq. 1, training from the patch store with exact resume,
+and refined files in the prediction format."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from patchpose.baselines.geometry import root_relative
+from patchpose.config import validate_config
+from patchpose.dataset_format import DatasetStore, open_dataset
+from patchpose.orientation import bone_statistics, refine
+from patchpose.patches.geometry import LimbPatchGeometry
+from patchpose.patches.stage import write_limb_patches
+from patchpose.poses3d.files import read_predictions, write_predictions
+from patchpose.training import load_torch
+from patchpose.updater.stage import refine_split, residual_targets, train_updater
+from patchpose.updater.variants import job_settings, planned_pairs
+from tests.conftest import default_config
+from tests.dataset_factory import write_tiny_dataset
+from tests.patches_factory import write_label_segmentation
+
+GEOMETRY = LimbPatchGeometry(min_side_at_256=28, scale=2.3, square=True, cache_size=16)
+
+
+class Killed(Exception):
+    pass
+
+
+def tiny_updater(variant: str, epochs: int = 2) -> dict:
+    updater = copy.deepcopy(validate_config(default_config())["updater"])
+    updater["model"]["input_size"] = 8
+    updater["model"]["limb_encoder"].update(widths=[4], embedding=4, hidden=8)
+    updater["model"]["pose_only"].update(width=8, blocks=1)
+    updater["training"].update(max_epochs=epochs, batch_size=4, patience=0, validation_fraction=0.25)
+    return job_settings(updater, variant)
+
+
+@pytest.fixture(scope="module")
+def split_files(tmp_path_factory):
+    """Train and test stores, their limb patch stores (ground-truth boxes) and noisy 'baseline' predictions."""
+    directory = tmp_path_factory.mktemp("updater")
+    files = {}
+    for split, frames, seed in (("train", 24, 0), ("test", 8, 1)):
+        dataset = write_tiny_dataset(directory / f"{split}.zarr", num_frames=frames, frame_size=(32, 32),
+                                     split=split, seed=seed)  # fmt: skip
+        store = open_dataset(dataset)
+        segmentation = write_label_segmentation(directory / f"{split}_seg.zarr", store)
+        storage = {"compressor": "lz4", "compression_level": 1}
+        patches = write_limb_patches(dataset, segmentation, directory / f"{split}_patches.zarr", source="groundtruth",
+                                     geometry=GEOMETRY, storage=storage)  # fmt: skip
+        noisy = root_relative(store.joints_3d) + np.random.default_rng(seed).normal(0, 40, store.joints_3d.shape)
+        initial = directory / f"{split}_poses_3d.npz"
+        write_predictions(initial, noisy - noisy[:, :1], store.frame_ids(), split=split, method="noisy")
+        files[split] = {"dataset": dataset, "patches": patches, "initial": initial}
+    return files
+
+
+def test_the_target_of_a_perfect_initial_pose_is_zero():
+    poses = np.random.default_rng(0).normal(0, 300, (5, 17, 3))
+    poses -= poses[:, :1]
+    stats = bone_statistics(poses)
+    u_init, target = residual_targets(poses, poses, stats)
+    assert u_init.shape == target.shape == (5, 48) and np.abs(target).max() == 0
+
+
+def test_refining_with_the_target_gives_the_ground_truth():
+    rng = np.random.default_rng(1)
+    truth, initial = rng.normal(0, 300, (2, 6, 17, 3))
+    truth, initial = truth - truth[:, :1], initial - initial[:, :1]
+    stats = bone_statistics(truth)
+    _, target = residual_targets(truth, initial, stats)
+    assert np.allclose(refine(initial, target.astype(np.float64).reshape(-1, 16, 3), stats), truth, atol=1e-3)
+
+
+def _train(files, directory, variant, after_epoch=None, epochs=2):
+    directory.mkdir(exist_ok=True)
+    return train_updater(dataset=files["train"]["dataset"], initial=files["train"]["initial"],
+                         patches=files["train"]["patches"] if variant != "pose_only" else None, variant=variant,
+                         settings=tiny_updater(variant, epochs), seed=3, baseline="noisy",
+                         model_path=directory / "model.pt", checkpoint_path=directory / "ckpt.pt",
+                         curve_path=directory / "curve.csv", after_epoch=after_epoch)  # fmt: skip
+
+
+@pytest.mark.parametrize("variant", ["rgb_seg", "rgb_seg_conditioned", "pose_only"])
+def test_training_resumes_after_a_kill_to_the_same_weights_and_refines(split_files, tmp_path, variant):
+    _train(split_files, tmp_path / "whole", variant)
+
+    def kill(epoch):
+        if epoch == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _train(split_files, tmp_path / "killed", variant, kill)
+    assert not (tmp_path / "killed" / "model.pt").exists()
+    _train(split_files, tmp_path / "killed", variant)
+    whole, resumed = (load_torch(tmp_path / run / "model.pt") for run in ("whole", "killed"))
+    assert whole["variant"] == variant and whole["baseline"] == "noisy"
+    assert all(torch.equal(whole["model"][name], resumed["model"][name]) for name in whole["model"])
+    stats = whole["bone_statistics"]
+    truth = root_relative(open_dataset(split_files["train"]["dataset"]).joints_3d)
+    assert np.allclose(stats["mean_mm"], bone_statistics(truth).mean_mm)  # the training split's ground truth
+
+    output = tmp_path / "refined.npz"
+    test = split_files["test"]
+    refined = refine_split(model=tmp_path / "whole" / "model.pt", dataset=test["dataset"], initial=test["initial"],
+                           patches=test["patches"] if variant != "pose_only" else None, output=output,
+                           method="noisy + updater", batch_size=3)  # fmt: skip
+    record = read_predictions(output)
+    assert record.poses_3d.shape == (8, 17, 3) and record.frame_ids == tuple(open_dataset(test["dataset"]).frame_ids())
+    assert np.allclose(record.poses_3d, refined, atol=1e-3) and np.allclose(refined[:, 0], 0)
+    initial = read_predictions(test["initial"]).poses_3d
+    assert not np.allclose(refined, initial, atol=1e-3)  # the updater did change the poses
+
+
+def test_refinement_does_not_depend_on_the_batch_size(split_files, tmp_path):
+    _train(split_files, tmp_path, "rgb_seg")
+    test = split_files["test"]
+    outputs = [
+        refine_split(model=tmp_path / "model.pt", dataset=test["dataset"], initial=test["initial"],
+                     patches=test["patches"], output=tmp_path / f"r{size}.npz", method="x", batch_size=size)
+        for size in (1, 8)
+    ]  # fmt: skip
+    assert np.allclose(outputs[0], outputs[1], atol=1e-4)
+
+
+def test_the_test_split_is_refused_for_training(split_files, tmp_path):
+    with pytest.raises(ValueError, match="test.zarr: the updater trains on the training split"):
+        train_updater(dataset=split_files["test"]["dataset"], initial=split_files["test"]["initial"],
+                      patches=split_files["test"]["patches"], variant="rgb_seg", settings=tiny_updater("rgb_seg"),
+                      seed=0, baseline="x", model_path=tmp_path / "m.pt", checkpoint_path=tmp_path / "c.pt",
+                      curve_path=tmp_path / "c.csv")  # fmt: skip
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_the_planned_pairs_follow_the_tables():
+    plan = planned_pairs(["lifting", "integral3d"], "lifting", conditioned=False)
+    assert plan["table1"] == [("lifting", "rgb_seg"), ("integral3d", "rgb_seg")]
+    assert plan["ablation"] == [
+        ("lifting", v) for v in ("rgb", "seg", "uncropped_rgb", "pose_only", "rgb_seg_conditioned")
+    ]
+    conditioned = planned_pairs(["lifting"], "lifting", conditioned=True)
+    assert (
+        conditioned["table1"] == [("lifting", "rgb_seg_conditioned")]
+        and ("lifting", "rgb_seg") in conditioned["ablation"]
+    )
+    with pytest.raises(ValueError, match="ablation_baseline 'mean_pose' must be a baseline with a training split"):
+        planned_pairs(["lifting"], "mean_pose", conditioned=False)
+    assert planned_pairs([], "lifting", conditioned=False) == {"table1": [], "ablation": []}  # test files only
+    assert planned_pairs(["mine"], None, conditioned=False) == {"table1": [("mine", "rgb_seg")], "ablation": []}
+
+
+def test_job_settings_keep_only_the_variant_s_network():
+    updater = validate_config(default_config())["updater"]
+    pose_only = job_settings(updater, "pose_only")["model"]
+    assert pose_only["architecture"] == "pose_only" and set(pose_only) == {
+        "architecture", "input_size", "condition_on_initial_pose", "pose_only"}  # fmt: skip
+    conditioned = job_settings(updater, "rgb_seg_conditioned")["model"]
+    assert conditioned["condition_on_initial_pose"] is True and "limb_encoder" in conditioned
+
+
+def test_refinement_never_reads_test_ground_truth(split_files, tmp_path, monkeypatch):
+    """No leakage: the refined test poses come from the patches, the initial poses and the updater alone."""
+    _train(split_files, tmp_path, "rgb_seg_conditioned")
+    test = split_files["test"]
+
+    def refine_once(name):
+        return refine_split(model=tmp_path / "model.pt", dataset=test["dataset"], initial=test["initial"],
+                            patches=test["patches"], output=tmp_path / name, method="x")  # fmt: skip
+
+    allowed = refine_once("allowed.npz")
+
+    def forbidden(self):
+        raise AssertionError("test ground truth was read")
+
+    for name in ("joints_3d", "joints_2d"):
+        monkeypatch.setattr(DatasetStore, name, property(forbidden))
+    assert np.array_equal(refine_once("blind.npz"), allowed)
