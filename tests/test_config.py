@@ -10,6 +10,7 @@ import yaml
 
 from patchpose.config import ConfigError, load_config, load_schema, validate_config
 from tests.conftest import REPO, default_config
+from tests.test_workflow_e2e import _merge
 
 
 def _leaf_keys(schema: dict, prefix: str = "") -> list[str]:
@@ -108,3 +109,14 @@ def test_load_config_names_the_file(tmp_path):
     (tmp_path / "broken.yaml").write_text("seed: [1,\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML"):
         load_config(tmp_path / "broken.yaml")
+
+
+def test_the_paper_settings_file_validates_over_the_default(tmp_path):
+    """config/h36m_paper.yaml (the paper's Human3.6M settings) merged over config.yaml, as --configfile does."""
+    config = default_config()
+    _merge(config, yaml.safe_load((REPO / "config/h36m_paper.yaml").read_text(encoding="utf-8")))
+    config["dataset"]["h36m"]["root"] = str(tmp_path)
+    validated = validate_config(config)
+    model, training = validated["updater"]["model"], validated["updater"]["training"]
+    assert model["architecture"] == "resnet" and model["input_size"] == 256 and model["resnet"]["depth"] == 50
+    assert training["schedule"] == "plateau" and training["learning_rate"] == 1e-5
