@@ -120,3 +120,4 @@ def test_the_paper_settings_file_validates_over_the_default(tmp_path):
     model, training = validated["updater"]["model"], validated["updater"]["training"]
     assert model["architecture"] == "resnet" and model["input_size"] == 256 and model["resnet"]["depth"] == 50
     assert training["schedule"] == "plateau" and training["learning_rate"] == 1e-5
+    assert training["validation_subjects"] == [] and validated["updater"]["model"]["resnet"]["pretrained"] is None

@@ -17,7 +17,7 @@ from patchpose.patches.geometry import LimbPatchGeometry
 from patchpose.patches.stage import write_limb_patches
 from patchpose.poses3d.files import read_predictions, write_predictions
 from patchpose.training import load_torch
-from patchpose.updater.stage import refine_split, residual_targets, train_updater
+from patchpose.updater.stage import refine_split, residual_targets, train_updater, validation_rows
 from patchpose.updater.variants import job_settings, planned_pairs
 from tests.conftest import default_config
 from tests.dataset_factory import write_tiny_dataset
@@ -35,7 +35,8 @@ def tiny_updater(variant: str, epochs: int = 2) -> dict:
     updater["model"]["input_size"] = 8
     updater["model"]["limb_encoder"].update(widths=[4], embedding=4, hidden=8)
     updater["model"]["pose_only"].update(width=8, blocks=1)
-    updater["training"].update(max_epochs=epochs, batch_size=4, patience=0, validation_fraction=0.25)
+    updater["training"].update(max_epochs=epochs, batch_size=4, patience=0, validation_fraction=0.25,
+                               validation_subjects=[])  # fmt: skip
     return job_settings(updater, variant)
 
 
@@ -134,6 +135,19 @@ def test_the_test_split_is_refused_for_training(split_files, tmp_path):
                       seed=0, baseline="x", model_path=tmp_path / "m.pt", checkpoint_path=tmp_path / "c.pt",
                       curve_path=tmp_path / "c.csv")  # fmt: skip
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_validation_holds_out_whole_subjects_or_poses(split_files):
+    store = open_dataset(split_files["train"]["dataset"])
+    names = ("updater", "x", "rgb_seg")
+    held = validation_rows(store, {"validation_subjects": ["S9"], "validation_fraction": 0.25}, 0, names)
+    assert np.array_equal(held, np.flatnonzero(store.subject_names() == "S9")) and 0 < len(held) < store.num_frames
+    by_pose = validation_rows(store, {"validation_subjects": [], "validation_fraction": 0.25}, 0, names)
+    assert 0 < len(by_pose) < store.num_frames and not np.array_equal(by_pose, held)
+    with pytest.raises(ValueError, match=r"train\.zarr: updater\.training\.validation_subjects \['S8'\] are not in"):
+        validation_rows(store, {"validation_subjects": ["S8"], "validation_fraction": 0.25}, 0, names)
+    with pytest.raises(ValueError, match="validation needs some frames and training the rest"):
+        validation_rows(store, {"validation_subjects": ["S1", "S9"], "validation_fraction": 0.25}, 0, names)
 
 
 def test_the_planned_pairs_follow_the_tables():

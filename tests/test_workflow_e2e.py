@@ -42,12 +42,14 @@ TINY_STAGE2 = {
 }
 
 
-# The in-pipeline baselines at toy sizes (a few epochs, early stopping still in play).
+# The in-pipeline baselines at toy sizes (a few epochs, early stopping still in play); the updaters validate
+# on the second training subject (the default's S8 is not in the tiny world).
 TINY_BASELINES = {
     "baselines": {
         "lifting": {"model": {"width": 16, "blocks": 1}, "training": {"max_epochs": 3, "patience": 1, "batch_size": 8}},
         "integral3d": {"model": {"depth_bins": 4}, "training": {"max_epochs": 2, "patience": 1, "batch_size": 8}},
     },
+    "updater": {"training": {"validation_subjects": ["S5"]}},
 }
 
 

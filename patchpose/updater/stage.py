@@ -10,8 +10,10 @@ Inputs per frame (``patchpose.updater.network``): the variant's patches (``patch
 streamed from the patch store, ``patchpose.updater.loader``, and zoomed to ``model.input_size`` on the
 device, ``patchpose.updater.inputs``), U_init (B, 48) and the limb boxes (B, P, 4), normalised.
 
-Training (``patchpose.fitting.fit``): the whole training split, ``training.validation_fraction`` of its poses
-held out (all camera views of a pose together); ``training.schedule`` cosine or plateau (the paper: Adam, LR
+Training (``patchpose.fitting.fit``): the whole training split less the validation frames: every frame of
+``training.validation_subjects`` (default: one training subject, so the kept epoch is the one that works for
+a person the updater has not seen, as on the test split) or, when that list is empty, ``validation_fraction``
+of the poses (all camera views of a pose together); ``training.schedule`` cosine or plateau (the paper: Adam, LR
 divided by 10 on a validation plateau); the best validation epoch's weights are kept. Checkpoints resume only
 for the same inputs (``provenance``).
 
@@ -41,7 +43,7 @@ from patchpose.updater.loader import PatchBatches, PrefetchingMakeBatch, check_s
 from patchpose.updater.network import OUTPUTS, build_network
 from patchpose.updater.variants import get_variant, variant_settings
 
-__all__ = ["residual_targets", "train_updater", "load_updater", "refine_split"]
+__all__ = ["residual_targets", "validation_rows", "train_updater", "load_updater", "refine_split"]
 
 log = logging.getLogger("patchpose.updater")
 
@@ -51,6 +53,31 @@ def residual_targets(gt_poses: np.ndarray, initial_poses: np.ndarray, stats: Bon
     initial = encode_orientation(initial_poses, stats)
     target = encode_orientation(gt_poses, stats) - initial
     return initial.reshape(-1, OUTPUTS).astype(np.float32), target.reshape(-1, OUTPUTS).astype(np.float32)
+
+
+def validation_rows(store: DatasetStore, training: dict, seed: int, names: tuple[str, ...]) -> np.ndarray:
+    """Store rows held out for the validation loss (never trained on): every frame of the training subjects
+    ``training["validation_subjects"]`` when that list is non-empty (what the updater must do on the test
+    split: work for people it has not seen), else ``training["validation_fraction"]`` of the poses (all views
+    of a pose together, ``fitting.holdout_poses``). Sorted (V,) int64."""
+    subjects = list(training.get("validation_subjects") or [])
+    if not subjects:
+        return holdout_poses(store, np.arange(store.num_frames), training["validation_fraction"], seed, names)
+    present = set(store.subjects)
+    missing = sorted(set(subjects) - present)
+    if missing:
+        raise ValueError(
+            f"{store.path}: updater.training.validation_subjects {missing} are not in the training split "
+            f"(its subjects: {sorted(present)})"
+        )
+    held = np.flatnonzero(np.isin(store.subject_names(), subjects))
+    if len(held) == 0 or len(held) == store.num_frames:
+        raise ValueError(
+            f"{store.path}: updater.training.validation_subjects {subjects} hold out {len(held)} of "
+            f"{store.num_frames} frames; validation needs some frames and training the rest"
+        )
+    log.info("%s: subjects %s (%d frames) held out for validation", " ".join(names), subjects, len(held))
+    return held
 
 
 def _inputs(store: DatasetStore, initial_path, patches_path, modality, uses_boxes: bool):
@@ -100,7 +127,7 @@ def train_updater(
     )
     names = ("updater", baseline, variant)
     everything = np.arange(store.num_frames)
-    held = holdout_poses(store, everything, settings["training"]["validation_fraction"], seed, names)
+    held = validation_rows(store, settings["training"], seed, names)
     rows = np.setdiff1d(everything, held)
     size = model_settings["input_size"]
 
