@@ -9,11 +9,14 @@ start to its last job's end (seconds after the run's start), CPU seconds and the
 Peak memory of the run: the summed RSS of Snakemake and all its descendants, sampled every 0.5 s (shared
 pages count once per process; peaks shorter than 0.5 s can be missed), and the largest single process
 (getrusage of the children: exact, but one process). The run is checked against --budget-minutes and the
-stages before the updater (dataset to baselines) against --pre-updater-minutes, both from the run's start.
+updater jobs' summed wall time against --updater-minutes or, in a run without the updater (e.g. ``-- <targets>``
+of the earlier stages), the stages before it (dataset to baselines) against --pre-updater-minutes, from the
+run's start.
 
 Run (it runs the whole pipeline: hold the shared CPU lock on a shared machine):
   flock /tmp/patchpose-cpu.lock .venv/bin/python benchmarks/pipeline.py [--cores 2] [--configfile FILE]
-      [--workdir DIR] [--keep] [--budget-minutes 30] [--pre-updater-minutes 18] [--out pipeline_timing.csv]
+      [--workdir DIR] [--keep] [--budget-minutes 30] [--updater-minutes 10] [--pre-updater-minutes 18]
+      [--out pipeline_timing.csv]
       [-- SNAKEMAKE ARGS]
   .venv/bin/python benchmarks/pipeline.py --dry-run            # the jobs it would run, per stage; seconds
   .venv/bin/python benchmarks/pipeline.py --from-results results/synthetic   # tables of a run made by hand
@@ -54,7 +57,8 @@ LOG_NAME = "snakemake.log"
 def report(rows, total_wall_s: float, args: argparse.Namespace) -> None:
     print(format_table(rows))
     print()
-    for check in budget_checks(rows, total_wall_s, args.budget_minutes, args.pre_updater_minutes):
+    for check in budget_checks(rows, total_wall_s, args.budget_minutes, args.pre_updater_minutes,
+                               args.updater_minutes):  # fmt: skip
         print(check)
     missing = [stage for stage in PRE_UPDATER_STAGES if stage not in {row.stage for row in rows}]
     if missing:
@@ -83,6 +87,12 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, help="run here (must be empty or absent; kept)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary run directory")
     parser.add_argument("--budget-minutes", type=float, default=30.0, help="the whole run (default 30)")
+    parser.add_argument(
+        "--updater-minutes",
+        type=float,
+        default=10.0,
+        help="the updater jobs' summed wall time, when the run has them (default 10)",
+    )
     parser.add_argument("--pre-updater-minutes", type=float, default=18.0,
                         help="the stages before the updater, from the run's start (default 18)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the per-stage table as CSV")

@@ -100,6 +100,18 @@ def test_budget_checks_count_the_pre_updater_stages_from_the_start(run):
     assert not budget_checks(rows, 60.0, 30, 2.1)[1].within
 
 
+def test_budget_checks_hold_the_updater_to_its_own_minutes_in_a_whole_run(run):
+    bench = run / "synthetic" / "benchmarks"
+    _write_job(bench / "updater" / "train_a.tsv", 400.0, (240.0, 470.0, 900.0))  # 160-400 s
+    _write_job(bench / "updater" / "train_b.tsv", 700.0, (300.0, 590.0, 900.0))  # 400-700 s
+    rows = stage_timings(collect_benchmarks(run, since=T0), origin=T0)
+    total, updater = budget_checks(rows, total_wall_s=720.0, budget_minutes=30, pre_updater_minutes=2.2,
+                                   updater_minutes=9)  # fmt: skip
+    assert total.within and updater.what == "updater jobs (2), summed wall time"
+    assert updater.minutes == pytest.approx(9.0) and updater.within
+    assert not budget_checks(rows, 720.0, 30, 2.2, updater_minutes=8.9)[1].within
+
+
 def test_table_and_csv(run, tmp_path):
     rows = stage_timings(collect_benchmarks(run, since=T0), origin=T0)
     lines = format_table(rows).splitlines()
