@@ -130,6 +130,13 @@ def _check_relations(config: dict[str, Any]) -> None:
             f"config key dataset.synthetic.rare_actions sums to {rare_total:g}; the rare fractions must sum to < 1 "
             "so the other actions keep some training poses"
         )
+    training_subjects = dataset.get(dataset["kind"], {}).get("train_subjects", [])
+    held = config.get("updater", {}).get("training", {}).get("validation_subjects", [])
+    if held and (set(held) - set(training_subjects) or set(held) >= set(training_subjects)):
+        raise ConfigError(
+            f"config key updater.training.validation_subjects {held}: must be some, not all, of "
+            f"dataset.{dataset['kind']}.train_subjects {training_subjects} (or [] for held-out poses)"
+        )
     if dataset["kind"] == "h36m" and not dataset.get("h36m", {}).get("root"):
         raise ConfigError(
             "config key dataset.h36m.root is required when dataset.kind is 'h36m': the directory holding the "

@@ -121,3 +121,12 @@ def test_the_paper_settings_file_validates_over_the_default(tmp_path):
     assert model["architecture"] == "resnet" and model["input_size"] == 256 and model["resnet"]["depth"] == 50
     assert training["schedule"] == "plateau" and training["learning_rate"] == 1e-5
     assert training["validation_subjects"] == [] and validated["updater"]["model"]["resnet"]["pretrained"] is None
+
+
+@pytest.mark.parametrize("held", [["S9"], ["S1", "S5", "S6", "S7", "S8"]], ids=["not-a-training-subject", "all"])
+def test_updater_validation_subjects_must_be_some_training_subjects(held):
+    config = default_config()
+    config["updater"]["training"]["validation_subjects"] = held
+    with pytest.raises(ConfigError, match=r"updater\.training\.validation_subjects .* must be some, not all, of "
+                       r"dataset\.synthetic\.train_subjects"):  # fmt: skip
+        validate_config(config)

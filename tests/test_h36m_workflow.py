@@ -43,6 +43,7 @@ def write(directory: Path, overrides: dict) -> None:
     config = default_config()
     block = {"root": str(directory / "release"), "train_subjects": ["S1"], "test_subjects": ["S11"], **overrides}
     config["dataset"] = {"kind": "h36m", "name": "h36m", "h36m": {**config["dataset"]["h36m"], **block}}
+    config["updater"]["training"]["validation_subjects"] = []  # one training subject: held-out poses
     write_config(directory, config)
 
 

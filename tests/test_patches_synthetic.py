@@ -35,6 +35,7 @@ def rendered(tmp_path_factory) -> dict[str, Path]:
         frame_size=128, train_subjects=["S1"], test_subjects=["S9"], test_poses_per_action=1,
         cameras=[54138969, 60457274],
     )  # fmt: skip
+    config["updater"]["training"]["validation_subjects"] = []  # one training subject: held-out poses
     world = world_params_for_split(validate_config(config)["dataset"]["synthetic"], "test")
     render_split(directory / "test.zarr", directory / "test.png", "test", world, seed=0)
     dataset = open_dataset(directory / "test.zarr")

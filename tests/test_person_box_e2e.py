@@ -107,6 +107,7 @@ def _write_h36m(directory: Path, test_box: dict) -> None:
     block = {**config["dataset"]["h36m"], "root": str(directory / "release"), "train_subjects": ["S1"],
              "test_subjects": ["S11"]}  # fmt: skip
     config["dataset"] = {**config["dataset"], "kind": "h36m", "name": "h36m", "h36m": block}
+    config["updater"]["training"]["validation_subjects"] = []  # one training subject: held-out poses
     write_config(directory, _with_boxes(config, GROUND_TRUTH, test_box))
 
 
