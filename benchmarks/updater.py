@@ -8,7 +8,7 @@ overrides keys) and ``--modality``:
 0. the network: learnable parameters and FLOPs per sample (forward; forward + backward) at its input size,
    counted by ``patchpose.updater.network.complexity``;
 1. in memory: training steps as ``training.train`` takes them (``prepare_batch`` of the uint8 batch on the
-   device, forward, MSE loss, backward, Adam step; CUDA: autocast fp16 + GradScaler, the network
+   device, forward, MSE loss, backward, Adam step; CUDA: autocast bf16, or fp16 + GradScaler, the network
    channels_last) on ``--pool`` batches read from the store before the clock starts, cycled;
 2. streamed: the same steps, each batch from ``PatchBatches.iterate`` along an epoch plan (``--workers``
    loader processes; pinned memory on CUDA), so reading overlaps training;
@@ -37,7 +37,7 @@ import torch
 import yaml
 
 from patchpose.patches.store import open_patch_store
-from patchpose.training import select_device
+from patchpose.training import autocast_settings, select_device
 from patchpose.updater.inputs import prepare_batch
 from patchpose.updater.loader import PatchBatches, check_store, epoch_plan
 from patchpose.updater.modalities import MODALITIES
@@ -71,11 +71,11 @@ class Trainer:
     def __init__(self, settings: dict, modality: str, batch_size: int, device: torch.device):
         torch.manual_seed(0)
         self.network = build_network(settings, modality, load_weights=False).to(device)
-        self.amp = device.type == "cuda"
+        self.amp, self.dtype, scaled = autocast_settings(device)  # as training.train does
         if self.amp:
             self.network.to(memory_format=torch.channels_last)
         self.optimiser = torch.optim.Adam(self.network.parameters(), lr=1e-5)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=scaled)
         self.modality, self.size, self.device = modality, settings["input_size"], device
         generator = torch.Generator().manual_seed(0)
         self.orientations = torch.randn(batch_size, OUTPUTS, generator=generator).to(device)
@@ -85,7 +85,7 @@ class Trainer:
     def step(self, patches: torch.Tensor) -> None:
         images = prepare_batch(patches, self.modality, self.size, self.device)
         n = len(images)
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
+        with torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=self.amp):
             prediction = self.network(images, self.orientations[:n], self.boxes[:n])
             loss = torch.nn.functional.mse_loss(prediction.float(), self.targets[:n])
         self.optimiser.zero_grad(set_to_none=True)

@@ -8,7 +8,8 @@ consumes exactly the numbers an uninterrupted run does. Checkpoints (one file,
 written atomically after every epoch) hold the model, optimiser, scheduler,
 AMP scaler, epoch, the torch/numpy RNG states and the config they were trained
 under; a checkpoint written under another config is ignored (and logged).
-On CUDA the same code runs with autocast (fp16 + GradScaler) and channels_last;
+On CUDA the same code runs with autocast (bf16 where the GPU supports it, else fp16 + GradScaler;
+``autocast_settings``) and channels_last;
 on CPU in fp32.
 
 Validation (optional, ``Validation``): after every epoch the mean loss over held-out examples is
@@ -46,6 +47,7 @@ __all__ = [
     "SCHEDULES",
     "Validation",
     "select_device",
+    "autocast_settings",
     "seed_torch",
     "train",
     "save_torch",
@@ -154,6 +156,17 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def autocast_settings(device: torch.device, bf16_supported: bool | None = None) -> tuple[bool, torch.dtype, bool]:
+    """(autocast on, its dtype, GradScaler on) for ``device``: CUDA with bf16 (Ampere and later) needs no loss
+    scaling; CUDA without it runs fp16 with a GradScaler; the CPU trains in fp32 (autocast off).
+    ``bf16_supported``: None asks the GPU (``torch.cuda.is_bf16_supported``)."""
+    if device.type != "cuda":
+        return False, torch.float32, False
+    if bf16_supported is None:
+        bf16_supported = torch.cuda.is_bf16_supported()
+    return (True, torch.bfloat16, False) if bf16_supported else (True, torch.float16, True)
+
+
 def _layout(inputs, amp: bool):
     """Images (4-D) go channels_last under AMP; other inputs (e.g. vectors, None) are left as they are. A
     tuple of inputs (a network of several arguments) is laid out element by element."""
@@ -172,13 +185,14 @@ def _forward(model, inputs):
 
 @torch.no_grad()
 def _validation_loss(model, validation: Validation, loss_fn, device: torch.device, amp: bool) -> float:
+    _, dtype, _ = autocast_settings(device)
     model.eval()
     total = 0.0
     for start in range(0, validation.num_items, validation.batch_size):
         indices = np.arange(start, min(start + validation.batch_size, validation.num_items))
         inputs, targets = validation.make_batch(indices, device)
         inputs = _layout(inputs, amp)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+        with torch.autocast(device_type=device.type, dtype=dtype, enabled=amp):
             total += float(loss_fn(_forward(model, inputs), targets)) * len(indices)
     return total / validation.num_items
 
@@ -238,13 +252,13 @@ def train(
     if plateau and validation is None:
         raise ValueError("schedule 'plateau' lowers the learning rate when the validation loss stalls: it needs "
                          "validation (held-out examples), got none")  # fmt: skip
-    amp = device.type == "cuda"
+    amp, amp_dtype, scaled = autocast_settings(device)
     model.to(device)
     if amp:
         model.to(memory_format=torch.channels_last)
     optimiser = torch.optim.Adam(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
     scheduler = _scheduler(optimiser, spec, num_items)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=scaled)
     start, history, best, stopped = 0, [], None, False
     checkpoint_path = Path(checkpoint_path)
     if checkpoint_path.exists():
@@ -270,7 +284,7 @@ def train(
         for step, indices in enumerate(epoch_batches, start=1):
             inputs, targets = make_batch(indices, rng, device)
             inputs = _layout(inputs, amp)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
                 loss = loss_fn(_forward(model, inputs), targets)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()

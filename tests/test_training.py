@@ -11,7 +11,7 @@ import torch
 from patchpose.config import validate_config
 from patchpose.keypoints2d import stage as keypoints2d_stage
 from patchpose.keypoints2d.stage import train_fold
-from patchpose.training import TrainSpec, Validation, load_torch, read_history, train
+from patchpose.training import TrainSpec, Validation, autocast_settings, load_torch, read_history, train
 from tests.conftest import default_config
 from tests.dataset_factory import write_tiny_dataset
 from tests.test_baselines import _line_problem
@@ -180,3 +180,10 @@ def test_a_checkpoint_of_another_schedule_is_not_resumed(tmp_path):
     history = read_history(tmp_path / "ckpt.pt")
     assert len(history) == 12 and history[0]["lr"] == 0.05 and min(r["lr"] for r in history) < 0.05 / 9
     assert load_torch(tmp_path / "ckpt.pt")["schedule"] == "plateau"
+
+
+def test_autocast_is_bf16_where_the_gpu_has_it_else_fp16_with_loss_scaling_and_off_on_the_cpu():
+    cuda = torch.device("cuda")
+    assert autocast_settings(cuda, bf16_supported=True) == (True, torch.bfloat16, False)
+    assert autocast_settings(cuda, bf16_supported=False) == (True, torch.float16, True)
+    assert autocast_settings(torch.device("cpu")) == (False, torch.float32, False)
