@@ -130,3 +130,11 @@ def test_updater_validation_subjects_must_be_some_training_subjects(held):
     with pytest.raises(ConfigError, match=r"updater\.training\.validation_subjects .* must be some, not all, of "
                        r"dataset\.synthetic\.train_subjects"):  # fmt: skip
         validate_config(config)
+
+
+def test_the_per_sequence_outfits_file_validates_over_the_default():
+    config = default_config()
+    _merge(config, yaml.safe_load((REPO / "config/synthetic_outfits_per_sequence.yaml").read_text(encoding="utf-8")))
+    validated = validate_config(config)
+    assert validated["dataset"]["synthetic"]["outfits"] == "per_sequence"
+    assert validated["dataset"]["name"] == "synthetic_outfits"  # its results beside the default's

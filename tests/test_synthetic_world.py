@@ -14,8 +14,9 @@ from patchpose.crop_geometry import apply_affine, invert_affine
 from patchpose.dataset_format import open_dataset
 from patchpose.orientation import bone_lengths
 from patchpose.synthetic.params import world_params_for_split
+from patchpose.synthetic.plan import plan_split
 from patchpose.synthetic.split import render_split
-from patchpose.synthetic.world import make_world_subject
+from patchpose.synthetic.world import make_world_subject, sequence_scenes
 from tests.conftest import default_config
 
 
@@ -100,3 +101,27 @@ def test_cues_switch_changes_pixels_not_geometry(tmp_path):
     assert np.array_equal(on.joints_2d, off.joints_2d)
     assert np.array_equal(on.read_part_labels([0, 1]), off.read_part_labels([0, 1]))
     assert not np.array_equal(on.read_frames([0, 1]), off.read_frames([0, 1]))
+
+
+def test_outfits_per_sequence_change_clothes_not_bodies_or_geometry(tmp_path):
+    def first_scene(world, plan):
+        return next(iter(sequence_scenes(plan, world, 0)))
+
+    kinds = ("per_subject", "per_sequence")
+    worlds = {kind: world_params_for_split(tiny_world(outfits=kind), "train") for kind in kinds}
+    assert worlds["per_subject"]["outfits"] == "per_subject"  # a split's params carry it: a change re-renders
+    plans = [plan for plan in plan_split(worlds["per_subject"], "train") if plan.subject == "S1"][:2]
+    same = [first_scene(worlds["per_subject"], plan).subject for plan in plans]
+    new = [first_scene(worlds["per_sequence"], plan).subject for plan in plans]
+
+    def top(subject):  # the colour of the subject's sleeves in that sequence
+        return subject.appearance["upper_arm"].colour
+
+    assert np.array_equal(top(same[0]), top(same[1])) and not np.array_equal(top(new[0]), top(new[1]))
+    assert not np.array_equal(top(new[0]), top(same[0]))
+    assert np.array_equal(new[0].body.bone_lengths_mm, same[0].body.bone_lengths_mm)
+    per_subject = open_dataset(_render(tmp_path, "test", "subject"))
+    per_sequence = open_dataset(_render(tmp_path, "test", "sequence", outfits="per_sequence"))
+    assert np.array_equal(per_subject.joints_2d, per_sequence.joints_2d)
+    assert np.array_equal(per_subject.read_part_labels([0, 1]), per_sequence.read_part_labels([0, 1]))
+    assert not np.array_equal(per_subject.read_frames([0, 1]), per_sequence.read_frames([0, 1]))

@@ -26,6 +26,7 @@ SHARED_KEYS = (
     "shading_cue",
     "clutter",
     "placement_radius_mm",
+    "outfits",
 )
 # Keys that shape one split only.
 SPLIT_KEYS = {

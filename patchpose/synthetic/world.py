@@ -169,6 +169,9 @@ def sequence_scenes(plan: SequencePlan, world: dict[str, Any], seed: int) -> Ite
     the raw ``dataset.synthetic`` block: ground truth)."""
     person_box = world.get("person_box", GROUND_TRUTH)
     subject = make_world_subject(seed, plan.subject)
+    if world.get("outfits", "per_subject") == "per_sequence":  # the body stays the subject's
+        outfit = make_appearance(stream(seed, "appearance", plan.subject, plan.action, plan.subaction))
+        subject = Subject(subject.name, subject.body, outfit)
     rng = stream(seed, "sequence", plan.subject, plan.action, plan.subaction)
     spacing = world["pose_spacing_frames"]
     sequence = sample_sequence(plan.action, subject.body, plan.num_poses, rng, frame_step=spacing)
