@@ -14,7 +14,9 @@ and one ray per crop pixel is cast through the distorted camera
 stored camera + crop affine agree exactly.
 
 Randomness: the subject's body and clothing come from ``stream(seed, 'body' |
-'appearance', subject)`` and do not depend on the split or the sizes; each
+'appearance', subject)`` and do not depend on the split or the sizes (with ``outfits:
+per_sequence`` each sequence's clothing comes from ``stream(seed, 'appearance', subject,
+action, subaction)`` instead; the body stays the subject's); each
 sequence from ``stream(seed, 'sequence', subject, action, subaction)``; each
 frame's light, background and noise from ``stream(seed, 'frame', ...)``; a
 jittered person box's draws from ``stream(box seed, 'person_box', subject,
