@@ -21,17 +21,25 @@ Run (it uses the CPU; on a shared machine hold the lock):
 
     flock /tmp/patchpose-cpu.lock .venv/bin/python benchmarks/refine.py [--results results/synthetic]
         [--baseline lifting] [--variant rgb_seg] [--frames 256] [--batch 32] [--threads 2] [--repeats 5]
+        [--model '{"architecture": "resnet", "input_size": 256, "resnet": {"depth": 50}}']
+
+``--model`` times an untrained network instead: config.yaml's ``updater.model`` for the variant with those
+keys changed (weights do not change the time; the trained model still gives the bone statistics), e.g. the
+paper's ResNet-50 at 256 px beside the 2-core default.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from patchpose.dataset_format import open_dataset
 from patchpose.keypoints2d.stage import read_predictions
@@ -43,8 +51,11 @@ from patchpose.poses3d.loading import load_for_store
 from patchpose.segmentation.store import open_segmentation
 from patchpose.training import select_device
 from patchpose.updater.inputs import normalise_boxes, prepare_batch
-from patchpose.updater.network import OUTPUTS
+from patchpose.updater.network import OUTPUTS, build_network
 from patchpose.updater.stage import load_updater
+from patchpose.updater.variants import variant_settings
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _arguments() -> argparse.Namespace:
@@ -56,6 +67,11 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--model",
+        help="JSON keys over the trained updater's model settings: time an untrained "
+        "network of those settings instead (e.g. the paper's ResNet-50 at 256 px)",
+    )
     return parser.parse_args()
 
 
@@ -65,6 +81,14 @@ def main() -> None:
     device = select_device()
     results = args.results
     network, payload = load_updater(results / "updater" / args.baseline / args.variant / "model.pt", device)
+    if args.model:  # timing only: random weights of other settings, the trained model's modality and statistics
+        config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+        settings = copy.deepcopy(variant_settings(config["updater"]["model"], args.variant))
+        for key, value in json.loads(args.model).items():
+            settings[key] = {**settings[key], **value} if isinstance(value, dict) else value
+        torch.manual_seed(0)
+        network = build_network(settings, payload["modality"], load_weights=False).to(device).eval()
+        payload = {**payload, "model_settings": settings}
     modality = payload["modality"]
     if modality is None:
         raise SystemExit(f"{args.variant}: the pose-only control cuts no patches; choose a patch variant")

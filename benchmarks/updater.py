@@ -2,7 +2,7 @@
 fed batches already in memory (goal: streamed >= 0.95 x in memory).
 
 On one patch store (default: the pipeline's synthetic training split, predicted limb patches), for the default
-updater (``config.yaml``'s ``updater.model`` when it has one, else ``PROPOSED_MODEL`` below; ``--model`` JSON
+updater (``config.yaml``'s ``updater.model``, as the ``rgb_seg`` updater trains it; ``--model`` JSON
 overrides keys) and ``--modality``:
 
 0. the network: learnable parameters and FLOPs per sample (forward; forward + backward) at its input size,
@@ -42,27 +42,19 @@ from patchpose.updater.inputs import prepare_batch
 from patchpose.updater.loader import PatchBatches, check_store, epoch_plan
 from patchpose.updater.modalities import MODALITIES
 from patchpose.updater.network import OUTPUTS, build_network, complexity
+from patchpose.updater.variants import variant_settings
 
 REPO = Path(__file__).resolve().parents[1]
-# The updater.model block proposed for config.yaml (issue 13); used until config.yaml has one.
-PROPOSED_MODEL = {
-    "architecture": "limb_encoder",
-    "input_size": 64,
-    "condition_on_initial_pose": False,
-    "limb_encoder": {"widths": [16, 32, 64, 128], "convs_per_stage": 1, "embedding": 64, "hidden": 512},
-    "resnet": {"depth": 50, "width": 1.0, "pretrained": None, "hidden": 512},
-    "pose_only": {"width": 256, "blocks": 2, "dropout": 0.5},
-}
 
 
 def model_settings(override: str | None) -> tuple[dict, str]:
-    """The updater.model block (config.yaml's, else PROPOSED_MODEL) with ``override``'s keys, and its origin."""
+    """config.yaml's ``updater.model`` as the ``rgb_seg`` updater trains it (``variant_settings``) with
+    ``override``'s keys, and where it came from."""
     config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
-    origin = "config.yaml" if "model" in config.get("updater", {}) else "PROPOSED_MODEL"
-    settings = copy.deepcopy(config["updater"]["model"] if origin == "config.yaml" else PROPOSED_MODEL)
+    settings = copy.deepcopy(variant_settings(config["updater"]["model"], "rgb_seg"))
     for key, value in json.loads(override or "{}").items():
         settings[key] = {**settings[key], **value} if isinstance(value, dict) else value
-    return settings, origin + (" + --model" if override else "")
+    return settings, "config.yaml" + (" + --model" if override else "")
 
 
 class Trainer:
