@@ -171,18 +171,16 @@ def compose_claims(
     * conditioned: reported beside the paper's variant (its own T1-style claim).
     """
     claims: dict[str, dict] = {}
+
+    def paired_claim(before_path, after_path, *names: str) -> dict:  # after beats before, the interval excludes 0
+        before, after = read_frame_errors(before_path), read_frame_errors(after_path)
+        intervals = improvement_intervals(before, after, resamples=resamples, seed=seed,
+                                          stream_names=("claims", *names), confidence=confidence)  # fmt: skip
+        return improvement_claim(before, after, intervals)
+
     for baseline, variant in table1:
         key = f"{baseline}/{variant}"
-        before, after = read_frame_errors(baseline_errors[baseline]), read_frame_errors(refined_errors[key])
-        intervals = improvement_intervals(
-            before,
-            after,
-            resamples=resamples,
-            seed=seed,
-            stream_names=("claims", baseline, variant),
-            confidence=confidence,
-        )
-        claims[f"T1 {key}"] = improvement_claim(before, after, intervals)
+        claims[f"T1 {key}"] = paired_claim(baseline_errors[baseline], refined_errors[key], baseline, variant)
     average = MEAN_OF_ACTION_MEANS_LABEL
 
     def refined_average(variant: str) -> float | None:
@@ -218,16 +216,7 @@ def compose_claims(
         }
     control, patches = f"{ablation}/pose_only", f"{ablation}/rgb_seg"
     if control in refined_errors and patches in refined_errors:
-        without, with_patches = read_frame_errors(refined_errors[control]), read_frame_errors(refined_errors[patches])
-        intervals = improvement_intervals(
-            without,
-            with_patches,
-            resamples=resamples,
-            seed=seed,
-            stream_names=("claims", "patches"),
-            confidence=confidence,
-        )
-        claim = improvement_claim(without, with_patches, intervals)
+        claim = paired_claim(refined_errors[control], refined_errors[patches], "patches")
         claim["claim"] = f"{ablation}: the rgb_seg updater beats the pose-only control; " + claim["claim"]
         claims["patches beat the pose-only control"] = claim
     return claims
