@@ -110,6 +110,18 @@ def main() -> None:
 
     parts = {"boxes": 0.0, "cut": 0.0, "prepare": 0.0, "forward": 0.0, "rebuild": 0.0}
 
+    def network_inputs(part: slice, lap) -> tuple:
+        """The network's arguments for frames ``part``: boxes, cut, prepare (``lap(step)`` after each)."""
+        boxes, affines = limb_patch_geometry(joints_2d[part], store.frame_size, geometry)
+        lap("boxes")
+        patches = cut_patches(rgb[part], segmentation[part], affines, geometry.cache_size)
+        lap("cut")
+        images = prepare_batch(patches, modality, size, device)
+        box_inputs = torch.from_numpy(normalise_boxes(boxes, store.frame_size)).to(device)
+        u_init = torch.from_numpy(encode_orientation(initial[part], stats).reshape(-1, OUTPUTS).astype(np.float32))
+        lap("prepare")
+        return images, u_init.to(device), box_inputs if network.uses_boxes else None
+
     def whole(part: slice) -> np.ndarray:  # adds each step's seconds to ``parts``
         clock = time.perf_counter()
 
@@ -119,29 +131,14 @@ def main() -> None:
             parts[name] += now - clock
             clock = now
 
-        boxes, affines = limb_patch_geometry(joints_2d[part], store.frame_size, geometry)
-        lap("boxes")
-        patches = cut_patches(rgb[part], segmentation[part], affines, geometry.cache_size)
-        lap("cut")
-        images = prepare_batch(patches, modality, size, device)
-        box_inputs = torch.from_numpy(normalise_boxes(boxes, store.frame_size)).to(device)
-        u_init = encode_orientation(initial[part], stats).reshape(-1, OUTPUTS).astype(np.float32)
-        lap("prepare")
-        delta = network(images, torch.from_numpy(u_init).to(device), box_inputs if network.uses_boxes else None)
-        delta = delta.float().cpu().numpy().reshape(-1, OUTPUTS // 3, 3)
+        delta = network(*network_inputs(part, lap)).float().cpu().numpy().reshape(-1, OUTPUTS // 3, 3)
         lap("forward")
         refined = refine(initial[part], delta, stats)
         lap("rebuild")
         return refined
 
-    prepared = []
-    for part in batches:  # the forward pass's inputs, made before its clock starts
-        boxes, affines = limb_patch_geometry(joints_2d[part], store.frame_size, geometry)
-        images = prepare_batch(cut_patches(rgb[part], segmentation[part], affines, geometry.cache_size),
-                               modality, size, device)  # fmt: skip
-        u_init = torch.from_numpy(encode_orientation(initial[part], stats).reshape(-1, OUTPUTS).astype(np.float32))
-        box_inputs = torch.from_numpy(normalise_boxes(boxes, store.frame_size))
-        prepared.append((images, u_init.to(device), box_inputs.to(device) if network.uses_boxes else None))
+    # the forward pass's inputs, made before its clock starts
+    prepared = [network_inputs(part, lambda step: None) for part in batches]
 
     def forward_alone() -> None:
         for inputs in prepared:
