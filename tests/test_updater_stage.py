@@ -17,7 +17,8 @@ from patchpose.patches.geometry import LimbPatchGeometry
 from patchpose.patches.stage import write_limb_patches
 from patchpose.poses3d.files import read_predictions, write_predictions
 from patchpose.training import load_torch
-from patchpose.updater.stage import refine_split, residual_targets, train_updater, validation_rows
+from patchpose.updater.calibration import calibration_factors
+from patchpose.updater.stage import load_updater, refine_split, residual_targets, train_updater, validation_rows
 from patchpose.updater.variants import job_settings, planned_pairs
 from tests.conftest import default_config
 from tests.dataset_factory import write_tiny_dataset
@@ -30,13 +31,13 @@ class Killed(Exception):
     pass
 
 
-def tiny_updater(variant: str, epochs: int = 2) -> dict:
+def tiny_updater(variant: str, epochs: int = 2, calibration: str = "none") -> dict:
     updater = copy.deepcopy(validate_config(default_config())["updater"])
     updater["model"]["input_size"] = 8
     updater["model"]["limb_encoder"].update(widths=[4], embedding=4, hidden=8)
     updater["model"]["pose_only"].update(width=8, blocks=1)
     updater["training"].update(max_epochs=epochs, batch_size=4, patience=0, validation_fraction=0.25,
-                               validation_subjects=[])  # fmt: skip
+                               validation_subjects=[], calibration=calibration)  # fmt: skip
     return job_settings(updater, variant)
 
 
@@ -77,11 +78,11 @@ def test_refining_with_the_target_gives_the_ground_truth():
     assert np.allclose(refine(initial, target.astype(np.float64).reshape(-1, 16, 3), stats), truth, atol=1e-3)
 
 
-def _train(files, directory, variant, after_epoch=None, epochs=2):
+def _train(files, directory, variant, after_epoch=None, epochs=2, calibration="none"):
     directory.mkdir(exist_ok=True)
     return train_updater(dataset=files["train"]["dataset"], initial=files["train"]["initial"],
                          patches=files["train"]["patches"] if variant != "pose_only" else None, variant=variant,
-                         settings=tiny_updater(variant, epochs), seed=3, baseline="noisy",
+                         settings=tiny_updater(variant, epochs, calibration), seed=3, baseline="noisy",
                          model_path=directory / "model.pt", checkpoint_path=directory / "ckpt.pt",
                          curve_path=directory / "curve.csv", after_epoch=after_epoch)  # fmt: skip
 
@@ -126,6 +127,37 @@ def test_refinement_does_not_depend_on_the_batch_size(split_files, tmp_path):
         for size in (1, 8)
     ]  # fmt: skip
     assert np.allclose(outputs[0], outputs[1], atol=1e-4)
+
+
+def test_the_calibration_is_fitted_on_the_validation_frames_and_scales_the_refinement(split_files, tmp_path):
+    _train(split_files, tmp_path / "plain", "pose_only", calibration="none")
+    _train(split_files, tmp_path / "calibrated", "pose_only", calibration="per_output")
+    plain, calibrated = (load_torch(tmp_path / run / "model.pt") for run in ("plain", "calibrated"))
+    assert plain["calibration"] == [1.0] * 48
+    assert all(torch.equal(plain["model"][name], calibrated["model"][name]) for name in plain["model"])
+
+    # recompute the factors by hand: the network on the validation rows against their targets
+    store = open_dataset(split_files["train"]["dataset"])
+    held = validation_rows(store, tiny_updater("pose_only")["training"], 3, ("updater", "noisy", "pose_only"))
+    network, payload = load_updater(tmp_path / "calibrated" / "model.pt", torch.device("cpu"))
+    initial = read_predictions(split_files["train"]["initial"]).poses_3d.astype(np.float64)
+    u_init, target = residual_targets(
+        root_relative(store.joints_3d), initial, bone_statistics(root_relative(store.joints_3d))
+    )
+    with torch.no_grad():
+        predicted = network(None, torch.from_numpy(u_init[held]), None).numpy()
+    assert np.allclose(payload["calibration"], calibration_factors(predicted, target[held], "per_output"), atol=1e-6)
+
+    test = split_files["test"]
+    start = read_predictions(test["initial"]).poses_3d
+    refined = {}
+    for name, factors in (("zero", [0.0] * 48), ("half", [0.5] * 48), ("one", [1.0] * 48)):
+        torch.save({**plain, "calibration": factors}, tmp_path / f"{name}.pt")
+        refined[name] = refine_split(model=tmp_path / f"{name}.pt", dataset=test["dataset"], initial=test["initial"],
+                                     patches=None, output=tmp_path / f"{name}.npz", method="x")  # fmt: skip
+    assert np.allclose(refined["zero"], start - start[:, :1], atol=1e-3)  # nothing added
+    assert not np.allclose(refined["half"], refined["zero"], atol=1e-3)
+    assert not np.allclose(refined["half"], refined["one"], atol=1e-3)
 
 
 def test_the_test_split_is_refused_for_training(split_files, tmp_path):

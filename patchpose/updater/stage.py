@@ -17,7 +17,10 @@ of the poses (all camera views of a pose together); ``training.schedule`` cosine
 divided by 10 on a validation plateau); the best validation epoch's weights are kept. Checkpoints resume only
 for the same inputs (``provenance``).
 
-Refinement (Eq. 1): X_refined = X_init + residual_pose(ΔU) (the residual rebuilt along the skeleton tree with
+Calibration (``training.calibration``, ``patchpose.updater.calibration``): after training, factors in [0, 1] fitted
+by least squares on the validation frames scale the predicted ΔU (stored in the model file as ``calibration``).
+
+Refinement (Eq. 1): X_refined = X_init + residual_pose(alpha x ΔU) (the residual rebuilt along the skeleton tree with
 the training bone lengths), root-relative, written in the prediction format, so it is evaluated like any
 baseline (and could be refined again).
 """
@@ -38,6 +41,7 @@ from patchpose.patches.store import open_patch_store
 from patchpose.poses3d.files import write_predictions
 from patchpose.poses3d.loading import load_for_store
 from patchpose.training import load_torch, select_device
+from patchpose.updater.calibration import calibration_factors
 from patchpose.updater.inputs import prepare_batch, read_boxes
 from patchpose.updater.loader import PatchBatches, PrefetchingMakeBatch, check_store
 from patchpose.updater.network import OUTPUTS, build_network
@@ -156,15 +160,36 @@ def train_updater(
     def build_model(model_settings):
         return build_network(model_settings, modality)
 
+    def calibrate(model):
+        predictions, goals = _predict(model, held, make_eval_batch, settings["training"]["batch_size"])
+        alpha = calibration_factors(predictions, goals, settings["training"].get("calibration", "none"))
+        log.info("%s/%s: calibration %s on %d validation frames, factors mean %.3f (min %.3f, max %.3f)",
+                 baseline, variant, settings["training"].get("calibration", "none"), len(held), alpha.mean(),
+                 alpha.min(), alpha.max())  # fmt: skip
+        return {"calibration": alpha.tolist()}
+
     try:
         return fit(names, build_model, settings, seed, len(everything), make_batch, loss_fn, model_path,
                    checkpoint_path, validation_rows=held, make_eval_batch=make_eval_batch, curve_path=curve_path,
                    extras={"bone_statistics": stats.to_dict(), "variant": variant, "modality": modality,
                            "baseline": baseline},
-                   after_epoch=after_epoch, provenance=provenance)  # fmt: skip
+                   after_training=calibrate, after_epoch=after_epoch, provenance=provenance)  # fmt: skip
     finally:
         if loader is not None:
             loader.close()
+
+
+@torch.no_grad()
+def _predict(model: torch.nn.Module, rows: np.ndarray, make_eval_batch, batch_size: int):
+    """The model's residuals and the targets of ``rows`` (no augmentation), as float64 arrays."""
+    device = next(model.parameters()).device
+    model.eval()
+    predictions, goals = [], []
+    for start in range(0, len(rows), batch_size):
+        inputs, goal = make_eval_batch(rows[start : start + batch_size], device)
+        predictions.append(model(*inputs).float().cpu().numpy())
+        goals.append(goal.float().cpu().numpy())
+    return np.concatenate(predictions).astype(np.float64), np.concatenate(goals).astype(np.float64)
 
 
 def _network_inputs(images, frames, u_init, boxes, device):
@@ -211,6 +236,7 @@ def refine_split(
         if patch_store is not None:
             images = prepare_batch(patch_store.read(frames.numpy()), payload["modality"], size, device)
         delta[frames.numpy()] = network(*_network_inputs(images, frames, u_init, boxes, device)).float().cpu().numpy()
+    delta *= np.asarray(payload.get("calibration", np.ones(OUTPUTS)), dtype=np.float64)
     refined = refine(initial_poses, delta.reshape(-1, OUTPUTS // 3, 3), stats)
     refined = refined - refined[:, :1]
     write_predictions(output, refined, store.frame_ids(), split=store.split, method=method)
