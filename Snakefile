@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 
 
@@ -26,6 +29,7 @@ include: "rules/baselines.smk"
 include: "rules/patches.smk"
 include: "rules/updater.smk"
 include: "rules/refine.smk"
+include: "rules/tables.smk"
 
 
 

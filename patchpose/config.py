@@ -18,6 +18,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from patchpose.updater.variants import updater_sources
+
 __all__ = ["ConfigError", "load_schema", "validate_config", "load_config"]
 
 
@@ -137,6 +139,10 @@ def _check_relations(config: dict[str, Any]) -> None:
             f"config key updater.training.validation_subjects {held}: must be some, not all, of "
             f"dataset.{dataset['kind']}.train_subjects {training_subjects} (or [] for held-out poses)"
         )
+    try:  # baselines.<name>.updater: own needs a training split, from: a baseline that trains its own, ...
+        updater_sources(config.get("baselines", {}))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
     if dataset["kind"] == "h36m" and not dataset.get("h36m", {}).get("root"):
         raise ConfigError(
             "config key dataset.h36m.root is required when dataset.kind is 'h36m': the directory holding the "

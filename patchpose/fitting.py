@@ -28,6 +28,7 @@ import torch
 
 from patchpose.csv_rows import write_csv_rows
 from patchpose.dataset_format import DatasetStore
+from patchpose.distributed import SINGLE, Ranks, rank_device
 from patchpose.rng import stream
 from patchpose.training import TrainSpec, Validation, read_history, save_torch, seed_torch, select_device, train
 
@@ -97,6 +98,7 @@ def fit(
     provenance: dict[str, Any] | None = None,
     identity: dict[str, Any] | None = None,
     describe: dict[str, Any] | None = None,
+    ranks: Ranks = SINGLE,
 ) -> torch.nn.Module:
     """Seed torch from (seed, *names), build the network from ``settings["model"]`` (so its initial weights
     are the seed's), train it on rows ``0..num_rows-1`` with ``settings["training"]`` (``train_spec``) and
@@ -115,6 +117,10 @@ def fit(
     on, e.g. the fold, k and subjects), validation rows and ``provenance`` (its inputs' content digests
     and its code digest, ``patchpose.provenance``; a checkpoint of other inputs is ignored, so a rerun on
     changed data trains from scratch). ``describe``: entries of the model file after ``model_settings``.
+
+    ranks: this process's place among several training together (``patchpose.distributed.launch``; each on
+    its own GPU where there are enough, else the CPU): all build the same initial network, then each draws its
+    own dropout stream; only rank 0 runs ``after_training`` and writes the curve and the model file.
     """
     _check_entries(model_path, "describe", describe)
     _check_entries(model_path, "extras", extras)
@@ -132,12 +138,17 @@ def fit(
         config["validation_rows"] = held.tolist()
     seed_torch(seed, *names)
     model = build_model(settings["model"])
+    if ranks.parallel:
+        seed_torch(seed, *names, "rank", ranks.rank)
 
     def train_batch(positions, rng, device):
         return make_batch(rows[positions], rng, device)
 
-    model = train(model, len(rows), train_batch, loss_fn, spec, checkpoint_path, config, select_device(),
-                  after_epoch, validation)  # fmt: skip
+    device = rank_device(ranks) if ranks.parallel else select_device()
+    model = train(model, len(rows), train_batch, loss_fn, spec, checkpoint_path, config, device, after_epoch,
+                  validation, ranks)  # fmt: skip
+    if not ranks.writer:
+        return model
     history = read_history(checkpoint_path)
     if after_training is not None:
         computed = after_training(model)

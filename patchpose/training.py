@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from patchpose.atomic import atomic_write_bytes
+from patchpose.distributed import SINGLE, Ranks, all_gather, all_reduce_sums, barrier, share
 from patchpose.rng import stream
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "save_torch",
     "load_torch",
     "batches",
+    "epoch_batches",
     "read_history",
 ]
 
@@ -143,6 +145,17 @@ def batches(num_items: int, batch_size: int, rng: np.random.Generator) -> list[n
     return [c for c in chunks if len(c) > 1] or chunks
 
 
+def epoch_batches(num_items: int, batch_size: int, rng: np.random.Generator, ranks: Ranks = SINGLE) -> list:
+    """The global batches of one epoch (``batches``); with several processes the batches too small to give every
+    rank two examples are left out (BatchNorm needs two per rank), and each rank trains on its ``share``."""
+    planned = batches(num_items, batch_size, rng)
+    if ranks.parallel:
+        planned = [indices for indices in planned if len(indices) >= 2 * ranks.world]
+        if not planned:
+            raise ValueError(f"batch size {batch_size} gives {ranks.world} processes fewer than 2 examples each")
+    return planned
+
+
 def _rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -184,16 +197,20 @@ def _forward(model, inputs):
 
 
 @torch.no_grad()
-def _validation_loss(model, validation: Validation, loss_fn, device: torch.device, amp: bool) -> float:
+def _validation_loss(model, validation: Validation, loss_fn, device: torch.device, amp: bool, ranks: Ranks) -> float:
+    """Mean loss over the held-out examples; with several processes each scores its share of every batch."""
     _, dtype, _ = autocast_settings(device)
     model.eval()
     total = 0.0
     for start in range(0, validation.num_items, validation.batch_size):
-        indices = np.arange(start, min(start + validation.batch_size, validation.num_items))
+        indices = share(np.arange(start, min(start + validation.batch_size, validation.num_items)), ranks)
+        if not len(indices):
+            continue
         inputs, targets = validation.make_batch(indices, device)
         inputs = _layout(inputs, amp)
         with torch.autocast(device_type=device.type, dtype=dtype, enabled=amp):
             total += float(loss_fn(_forward(model, inputs), targets)) * len(indices)
+    (total,) = all_reduce_sums([total], ranks)
     return total / validation.num_items
 
 
@@ -234,6 +251,7 @@ def train(
     device: torch.device,
     after_epoch: Callable[[int], None] | None = None,
     validation: Validation | None = None,
+    ranks: Ranks = SINGLE,
 ) -> torch.nn.Module:
     """Train ``model`` for ``spec.epochs`` epochs over ``num_items`` examples, resuming from
     ``checkpoint_path`` when it holds a checkpoint of the same ``config``.
@@ -245,6 +263,13 @@ def train(
     stops early; ``spec.schedule`` ``plateau`` needs it. A checkpoint is resumed only if written under
     ``config`` (which should therefore hold what ``spec`` was made from) and ``spec.schedule``. Returns the
     trained model (on ``device``, eval mode).
+
+    ranks (``patchpose.distributed``): with several processes (started by ``distributed.launch``) the model is
+    wrapped in DistributedDataParallel; every rank draws the same global batches (``epoch_batches``) and trains
+    on its ``share`` of each, its loss weighted by its share of the batch so that the averaged gradient is the
+    global batch's; losses are summed over ranks; only rank 0 writes the checkpoint, which holds every rank's
+    RNG state (and the process count in its config), so a killed run resumes exactly. ``config`` gains
+    ``processes`` when there are several, so a checkpoint never resumes under another process count.
     """
     if num_items < 2:
         raise ValueError(f"need at least 2 training examples, got {num_items}")
@@ -256,6 +281,10 @@ def train(
     model.to(device)
     if amp:
         model.to(memory_format=torch.channels_last)
+    core = model  # what is saved, validated and returned; ``model`` may be its DistributedDataParallel wrapper
+    if ranks.parallel:
+        config = {**config, "processes": ranks.world}
+        model = torch.nn.parallel.DistributedDataParallel(core, device_ids=[device] if device.type == "cuda" else None)
     optimiser = torch.optim.Adam(model.parameters(), lr=spec.learning_rate, weight_decay=spec.weight_decay)
     scheduler = _scheduler(optimiser, spec, num_items)
     scaler = torch.amp.GradScaler("cuda", enabled=scaled)
@@ -264,11 +293,11 @@ def train(
     if checkpoint_path.exists():
         state = load_torch(checkpoint_path)
         if state.get("config") == config and state.get("schedule", "cosine") == spec.schedule:
-            model.load_state_dict(state["model"])
+            core.load_state_dict(state["model"])
             optimiser.load_state_dict(state["optimiser"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
-            _set_rng_state(state["rng"])
+            _set_rng_state(state["rng"][ranks.rank] if ranks.parallel else state["rng"])
             start = state["epoch"] + 1
             history, best, stopped = state.get("history", []), state.get("best"), state.get("stopped", False)
             log.info("resuming from %s after epoch %d", checkpoint_path, state["epoch"])
@@ -279,31 +308,36 @@ def train(
         model.train()
         rng = stream(spec.seed, *spec.names, "epoch", epoch)
         began, total_loss, seen = time.perf_counter(), 0.0, 0
-        epoch_batches = batches(num_items, spec.batch_size, rng)
-        report_every = max(1, len(epoch_batches) // 10)  # a progress line per ~10% of the epoch
-        for step, indices in enumerate(epoch_batches, start=1):
-            inputs, targets = make_batch(indices, rng, device)
+        planned = epoch_batches(num_items, spec.batch_size, rng, ranks)
+        report_every = max(1, len(planned) // 10)  # a progress line per ~10% of the epoch
+        for step, indices in enumerate(planned, start=1):
+            local = share(indices, ranks)
+            inputs, targets = make_batch(local, rng, device)
             inputs = _layout(inputs, amp)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=amp):
                 loss = loss_fn(_forward(model, inputs), targets)
             optimiser.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            # DDP averages the ranks' gradients; weighting by the share makes that the global batch's mean
+            weighted = loss * (len(local) * ranks.world / len(indices)) if ranks.parallel else loss
+            scaler.scale(weighted).backward()
             scaler.step(optimiser)
             scaler.update()
             if not plateau:
                 scheduler.step()
-            total_loss += float(loss.detach()) * len(indices)
-            seen += len(indices)
-            if step % report_every == 0 and step < len(epoch_batches):
-                log.info("epoch %d/%d step %d/%d loss %.5f", epoch + 1, spec.epochs, step, len(epoch_batches),
+            total_loss += float(loss.detach()) * len(local)
+            seen += len(local)
+            if step % report_every == 0 and step < len(planned):
+                log.info("epoch %d/%d step %d/%d loss %.5f", epoch + 1, spec.epochs, step, len(planned),
                          total_loss / seen)  # fmt: skip
+        if ranks.parallel:
+            total_loss, seen = all_reduce_sums([total_loss, seen], ranks)
         seconds = time.perf_counter() - began
         record = {"epoch": epoch + 1, "train_loss": total_loss / seen, "lr": scheduler.get_last_lr()[0],
                   "seconds": seconds}  # fmt: skip
         if validation is not None:
-            record["val_loss"] = _validation_loss(model, validation, loss_fn, device, amp)
+            record["val_loss"] = _validation_loss(core, validation, loss_fn, device, amp, ranks)
             if best is None or record["val_loss"] < best["loss"]:
-                weights = {name: tensor.detach().cpu().clone() for name, tensor in model.state_dict().items()}
+                weights = {name: tensor.detach().cpu().clone() for name, tensor in core.state_dict().items()}
                 best = {"epoch": epoch, "loss": record["val_loss"], "model": weights}
             stopped = spec.patience > 0 and epoch - best["epoch"] >= spec.patience
             if plateau:
@@ -321,13 +355,14 @@ def train(
             seen / max(seconds, 1e-9),
             f"; no better validation loss for {spec.patience} epochs: stopping" if stopped else "",
         )
+        rng_states = all_gather(_rng_state(), ranks)
         state = {
-            "model": model.state_dict(),
+            "model": core.state_dict(),
             "optimiser": optimiser.state_dict(),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "epoch": epoch,
-            "rng": _rng_state(),
+            "rng": rng_states if ranks.parallel else rng_states[0],
             "config": config,
             "history": history,
             "best": best,
@@ -335,12 +370,14 @@ def train(
         }
         if plateau:  # cosine checkpoints carry no schedule key (they predate the choice)
             state["schedule"] = spec.schedule
-        save_torch(checkpoint_path, state)
+        if ranks.writer:
+            save_torch(checkpoint_path, state)
+        barrier(ranks)
         if after_epoch is not None:
             after_epoch(epoch)
         if stopped:
             break
     if best is not None:
-        model.load_state_dict(best["model"])
-    model.eval()
-    return model
+        core.load_state_dict(best["model"])
+    core.eval()
+    return core

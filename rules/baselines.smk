@@ -26,6 +26,10 @@ rule import_external_baseline:
         f"{RESULTS}/logs/baselines/import_{{name}}_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/baselines/import_{{name}}_{{split}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     conda:
         "../envs/core.yaml"
     script:
@@ -44,6 +48,10 @@ rule baseline_info:
         f"{RESULTS}/logs/baselines/info_{{name}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/baselines/info_{{name}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     conda:
         "../envs/core.yaml"
     script:
@@ -64,6 +72,10 @@ rule evaluate_baseline:
         f"{RESULTS}/logs/baselines/evaluate_{{name}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/baselines/evaluate_{{name}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     conda:
         "../envs/core.yaml"
     script:
@@ -94,7 +106,11 @@ rule train_baseline_fold:
         f"{RESULTS}/logs/baselines/train_{{name}}_fold{{fold}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/baselines/train_{{name}}_fold{{fold}}.tsv"
-    threads: 1  # small networks: two fold jobs side by side use 2 cores better than one job on both
+    threads: 1  # small networks: more fold jobs side by side beat more threads per job
+    resources:
+        mem_mb=8000,
+        runtime=1440,
+        gpu=1,
     conda:
         "../envs/torch.yaml"
     script:
@@ -117,6 +133,9 @@ rule predict_trained_baseline:
     benchmark:
         f"{RESULTS}/benchmarks/baselines/predict_{{name}}_{{split}}.tsv"
     threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
     conda:
         "../envs/torch.yaml"
     script:
@@ -137,6 +156,10 @@ rule plot_baseline_learning_curves:
         f"{RESULTS}/logs/baselines/plot_curves_{{name}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/baselines/plot_curves_{{name}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     conda:
         "../envs/core.yaml"
     script:
@@ -165,6 +188,10 @@ rule predict_mean_pose_baseline:
         f"{RESULTS}/logs/baselines/predict_{{name}}_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/baselines/predict_{{name}}_{{split}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     conda:
         "../envs/torch.yaml"  # patchpose.baselines.geometry (the ray frame) imports torch
     script:

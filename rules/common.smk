@@ -10,6 +10,7 @@ from patchpose.person_box import split_boxes
 from patchpose.provenance import code_digest
 from patchpose.synthetic.params import world_params_for_split
 from patchpose.poses3d import baseline_config
+from patchpose.tables import plan as tables_plan
 from patchpose.updater import variants as updater_variants
 from patchpose.updater.modalities import patch_source
 
@@ -85,6 +86,7 @@ def get_final_outputs():
         + get_trained_baseline_outputs()
         + get_patches_outputs()
         + get_updater_outputs()
+        + get_tables_outputs()
     )
 
 
@@ -206,8 +208,10 @@ def get_baseline_kind(wildcards):
 
 
 def get_baseline_settings(wildcards):
-    """Baseline ``wildcards.name``'s whole config block (every key shapes its predictions)."""
-    return config["baselines"][wildcards.name]
+    """Baseline ``wildcards.name``'s config block less the keys that choose its updater (every other key shapes
+    its predictions)."""
+    block = config["baselines"][wildcards.name]
+    return {key: value for key, value in block.items() if key not in updater_variants.UPDATER_KEYS}
 
 
 def get_external_baseline_source(wildcards):
@@ -265,8 +269,9 @@ def get_trained_baseline_prediction_code(wildcards):
 
 
 def get_trained_baseline_training_settings(wildcards):
-    """The keys that shape a trained baseline's fold models (all but its prediction batch size)."""
-    block = config["baselines"][wildcards.name]
+    """The keys that shape a trained baseline's fold models (all but its prediction batch size and the keys that
+    choose its updater)."""
+    block = get_baseline_settings(wildcards)
     return {key: value for key, value in block.items() if key != "prediction_batch_size"}
 
 
@@ -304,20 +309,39 @@ def get_trained_baseline_curves(wildcards):
 # --- updater (rules/updater.smk) and refine/evaluate (rules/refine.smk): the pairs the tables need ---
 
 
+def get_updater_sources():
+    """{baseline: "own" | "error_model" | "from <other>"} for every refined baseline, config order
+    (baselines.<name>.updater; patchpose/updater/variants.py): the mean_pose reference and a baseline with
+    neither training split nor updater are not refined."""
+    try:
+        return updater_variants.updater_sources(config["baselines"])
+    except ValueError as error:
+        raise WorkflowError(f"invalid config: {error}") from None
+
+
 def get_refinable_baselines():
-    """Baselines an updater can be trained for: those with a training split, the mean_pose reference excepted."""
-    return [
-        name
-        for name in get_baseline_names()
-        if "train" in get_baseline_splits(name) and config["baselines"][name]["kind"] != "mean_pose"
-    ]
+    """Baselines an updater refines (Table 1), whichever updater that is (``get_updater_sources``)."""
+    return list(get_updater_sources())
+
+
+def get_trained_updater_baselines():
+    """Refined baselines that train updaters of their own (updater own or error_model; not from: another)."""
+    return [name for name, source in get_updater_sources().items() if not source.startswith("from ")]
+
+
+def get_error_model_baselines():
+    """Baselines whose updaters train on error-model poses (updater: error_model)."""
+    return [name for name, source in get_updater_sources().items() if source == "error_model"]
 
 
 def get_updater_plan():
     """{"table1": [(baseline, variant)], "ablation": [(baseline, variant)]} (patchpose/updater/variants.py)."""
     try:
         return updater_variants.planned_pairs(
-            get_refinable_baselines(), config["updater"]["ablation_baseline"], config["updater"]["condition_on_initial_pose"]
+            get_refinable_baselines(),
+            config["updater"]["ablation_baseline"],
+            config["updater"]["condition_on_initial_pose"],
+            trained=get_trained_updater_baselines(),
         )
     except ValueError as error:
         raise WorkflowError(f"invalid config: {error}") from None
@@ -341,15 +365,20 @@ def get_updater_outputs():
 
 
 def get_updater_baseline_pattern():
-    """Wildcard regex matching exactly the refinable baselines' names (nothing if there are none)."""
+    """Wildcard regex matching exactly the refined baselines' names (nothing if there are none)."""
     return "|".join(get_refinable_baselines()) or "(?!)"
 
 
+def get_trained_updater_baseline_pattern():
+    """Wildcard regex matching exactly the baselines that train updaters of their own (nothing if none)."""
+    return "|".join(get_trained_updater_baselines()) or "(?!)"
+
+
 def _updater_inputs(wildcards, split):
-    inputs = {
-        "dataset": f"{RESULTS}/dataset/{split}.zarr",
-        "initial": f"{RESULTS}/baselines/{wildcards.baseline}/{split}_poses_3d.npz",
-    }
+    initial = f"{RESULTS}/baselines/{wildcards.baseline}/{split}_poses_3d.npz"
+    if split == "train" and get_updater_sources()[wildcards.baseline] == "error_model":
+        initial = f"{RESULTS}/error_model/{wildcards.baseline}/train_poses_3d.npz"
+    inputs = {"dataset": f"{RESULTS}/dataset/{split}.zarr", "initial": initial}
     modality = updater_variants.get_variant(wildcards.variant).modality
     if modality is not None:
         inputs["patches"] = f"{RESULTS}/patches/{patch_source(modality)}/{split}.zarr"
@@ -357,14 +386,17 @@ def _updater_inputs(wildcards, split):
 
 
 def get_updater_training_inputs(wildcards):
-    """The training store, the baseline's training-split predictions and the variant's patch store (for ``unpack``)."""
+    """The training store, the training split's initial poses (the baseline's predictions, or with updater:
+    error_model the poses sampled from its error model) and the variant's patch store (for ``unpack``)."""
     return _updater_inputs(wildcards, "train")
 
 
 def get_updater_refine_inputs(wildcards):
-    """The trained updater, the test store, the baseline's test predictions and the variant's test patches."""
+    """The updater that refines the baseline (its own, or with updater: {from: <other>} the other's of the same
+    variant), the test store, the baseline's test predictions and the variant's test patches."""
+    owner = updater_variants.updater_owner(wildcards.baseline, get_updater_sources()[wildcards.baseline])
     return {
-        "model": f"{RESULTS}/updater/{wildcards.baseline}/{wildcards.variant}/model.pt",
+        "model": f"{RESULTS}/updater/{owner}/{wildcards.variant}/model.pt",
         **_updater_inputs(wildcards, "test"),
     }
 
@@ -372,6 +404,37 @@ def get_updater_refine_inputs(wildcards):
 def get_updater_settings(wildcards):
     """The updater keys that shape this variant's network and training (patchpose/updater/variants.py)."""
     return updater_variants.job_settings(config["updater"], wildcards.variant)
+
+
+def get_error_model_baseline_pattern():
+    """Wildcard regex matching exactly the baselines with updater: error_model (nothing if none)."""
+    return "|".join(get_error_model_baselines()) or "(?!)"
+
+
+def get_error_model_settings(wildcards):
+    """What baseline ``wildcards.baseline``'s error model is fitted on: validation_file (with its format, unit
+    and joint_names) or the baselines whose training splits give the residuals (patchpose/updater/variants.py)."""
+    try:
+        return updater_variants.error_model_fit(config["baselines"], wildcards.baseline)
+    except ValueError as error:
+        raise WorkflowError(f"invalid config: {error}") from None
+
+
+def get_error_model_splits(wildcards):
+    """The stores the fit reads: both splits for a validation file (its frames may be of either), else train."""
+    return SPLITS if get_error_model_settings(wildcards)["validation_file"] else ("train",)
+
+
+def get_error_model_fit_inputs(wildcards):
+    """The stores (``get_error_model_splits``) and the validation file, or the listed baselines' training-split
+    predictions (for ``unpack``)."""
+    settings = get_error_model_settings(wildcards)
+    inputs = {"stores": [f"{RESULTS}/dataset/{split}.zarr" for split in get_error_model_splits(wildcards)]}
+    if settings["validation_file"]:
+        inputs["validation"] = settings["validation_file"]
+    else:
+        inputs["residuals"] = [f"{RESULTS}/baselines/{name}/train_poses_3d.npz" for name in settings["baselines"]]
+    return inputs
 
 
 def get_claims_inputs(wildcards):
@@ -389,3 +452,88 @@ def get_claims_inputs(wildcards):
 
 def get_claims_baselines():
     return list(dict.fromkeys(baseline for baseline, _ in get_updater_pairs()))
+
+
+# --- tables and figures (rules/tables.smk; patchpose/tables): which prediction files each table shows ---
+
+
+def get_table_plan():
+    """The keyword arguments of patchpose.tables.plan: the baselines, the mean_pose references and the pairs."""
+    plan = get_updater_plan()
+    return {
+        "baselines": get_baseline_names(),
+        "references": get_baseline_names("mean_pose"),
+        "pairs": plan["table1"] + plan["ablation"],
+        "table1_pairs": plan["table1"],
+        "ablation_baseline": config["updater"]["ablation_baseline"],
+    }
+
+
+def get_table_columns(wildcards):
+    """Table ``wildcards.table``'s columns as [baseline, modality] ("initial" or the refining variant)."""
+    columns = tables_plan.table_columns(wildcards.table, **get_table_plan())
+    if not columns:
+        raise WorkflowError(f"table {wildcards.table} cannot be built from this config (its updaters are not planned)")
+    return [[column.baseline, column.modality] for column in columns]
+
+
+def _errors_file(baseline, modality):
+    if modality == "initial":
+        return f"{RESULTS}/baselines/{baseline}/test_frame_errors.npz"
+    return f"{RESULTS}/refined/{baseline}/{modality}/test_frame_errors.npz"
+
+
+def get_table_inputs(wildcards):
+    """Per column its per-frame errors; the extended table also each refinement's improvement.csv, Table 2 its
+    baseline's own errors (for the relative gains only; for ``unpack``)."""
+    columns = get_table_columns(wildcards)
+    inputs = {"errors": [_errors_file(baseline, modality) for baseline, modality in columns]}
+    if wildcards.table == "extended":
+        inputs["improvements"] = [
+            f"{RESULTS}/refined/{baseline}/{modality}/improvement.csv"
+            for baseline, modality in columns
+            if modality != "initial"
+        ]
+    if wildcards.table == "table2":
+        inputs["reference"] = _errors_file(columns[0][0], "initial")
+    return inputs
+
+
+def get_table_updater_sources(wildcards):
+    """{baseline: "own" | "error_model" | "from <other>"} of the refined baselines, for the tables that mark a
+    borrowed or error-model updater (table1, extended); {} for the others, so the choice reruns only those."""
+    return get_updater_sources() if wildcards.table in ("table1", "extended") else {}
+
+
+def get_rarity_figure_inputs(wildcards):
+    """Every planned pair's rarity_deciles.csv, in plan order (params.pairs)."""
+    return [f"{RESULTS}/refined/{baseline}/{variant}/rarity_deciles.csv" for baseline, variant in get_updater_pairs()]
+
+
+def get_qualitative_inputs(wildcards):
+    """The test store and limb patches, the two prediction files and their per-frame errors, and the test split's
+    rarity (for ``unpack``)."""
+    refined = f"{RESULTS}/refined/{wildcards.baseline}/{wildcards.variant}"
+    return {
+        "store": f"{RESULTS}/dataset/test.zarr",
+        "patches": f"{RESULTS}/patches/{patch_source('rgb_seg')}/test.zarr",
+        "initial": f"{RESULTS}/baselines/{wildcards.baseline}/test_poses_3d.npz",
+        "refined": f"{refined}/test_poses_3d.npz",
+        "initial_errors": f"{RESULTS}/baselines/{wildcards.baseline}/test_frame_errors.npz",
+        "refined_errors": f"{refined}/test_frame_errors.npz",
+        "rarity": f"{RESULTS}/evaluation/test_rarity.npz",
+    }
+
+
+def get_tables_outputs():
+    """The planned tables (csv, tex, html) and the figures: per-action bars, rarity deciles, and a qualitative
+    figure per Table 1 refinement; nothing when no baseline is refined."""
+    tables = tables_plan.planned_tables(**get_table_plan())
+    if not tables:
+        return []
+    return [
+        *(f"{RESULTS}/tables/{table}.{suffix}" for table in tables for suffix in ("csv", "tex", "html")),
+        f"{RESULTS}/figures/per_action.png",
+        f"{RESULTS}/figures/rarity_deciles.png",
+        *(f"{RESULTS}/figures/qualitative/{baseline}/{variant}.png" for baseline, variant in get_updater_plan()["table1"]),
+    ]

@@ -13,7 +13,10 @@ rule render_synthetic_split:
         f"{RESULTS}/logs/dataset/render_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/dataset/render_{{split}}.tsv"
-    threads: 2
+    threads: 8  # sequences render in parallel processes
+    resources:
+        mem_mb=8000,
+        runtime=240,
     conda:
         "../envs/core.yaml"
     script:

@@ -21,6 +21,9 @@ rule h36m_extract_sequence:
     benchmark:
         f"{RESULTS}/benchmarks/dataset/h36m_extract_{{subject}}_{{sequence}}.tsv"
     threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=120,
     conda:
         "../envs/core.yaml"
     script:
@@ -41,6 +44,9 @@ rule h36m_merge_split:
     benchmark:
         f"{RESULTS}/benchmarks/dataset/h36m_merge_{{split}}.tsv"
     threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=480,
     conda:
         "../envs/core.yaml"
     script:

@@ -19,7 +19,11 @@ rule train_keypoints2d_fold:
         f"{RESULTS}/logs/keypoints2d/train_fold{{fold}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/keypoints2d/train_fold{{fold}}.tsv"
-    threads: 2
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=1440,
+        gpu=1,
     conda:
         "../envs/torch.yaml"
     script:
@@ -40,7 +44,10 @@ rule predict_keypoints2d:
         f"{RESULTS}/logs/keypoints2d/predict_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/keypoints2d/predict_{{split}}.tsv"
-    threads: 2
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=480,
     conda:
         "../envs/torch.yaml"
     script:
@@ -62,6 +69,10 @@ rule evaluate_keypoints2d:
         f"{RESULTS}/logs/keypoints2d/evaluate.log",
     benchmark:
         f"{RESULTS}/benchmarks/keypoints2d/evaluate.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     conda:
         "../envs/torch.yaml"
     script:

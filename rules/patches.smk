@@ -22,7 +22,10 @@ rule cut_limb_patches:
         f"{RESULTS}/logs/patches/{{source2d}}_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/patches/{{source2d}}_{{split}}.tsv"
-    threads: 2
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=480,
     conda:
         "../envs/torch.yaml"
     script:
@@ -44,7 +47,10 @@ rule cut_uncropped_frames:
         f"{RESULTS}/logs/patches/uncropped_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/patches/uncropped_{{split}}.tsv"
-    threads: 2
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=480,
     conda:
         "../envs/torch.yaml"
     script:
@@ -64,6 +70,10 @@ rule patches_contact_sheet:
         f"{RESULTS}/logs/patches/{{source2d}}_{{split}}_contact_sheet.log",
     benchmark:
         f"{RESULTS}/benchmarks/patches/{{source2d}}_{{split}}_contact_sheet.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     conda:
         "../envs/torch.yaml"
     script:

@@ -1,5 +1,6 @@
-# refine/evaluate (paper Eq. 1): each trained updater refines its baseline's test split (written in the
-# prediction format), which is evaluated like every prediction file and against the baseline it refined
+# refine/evaluate (paper Eq. 1): each trained updater refines its baseline's test split (and those of the
+# baselines with updater: {from: <it>}; get_updater_refine_inputs), written in the prediction format under the
+# refined baseline's name, which is evaluated like every prediction file and against the baseline it refined
 # (bootstrap intervals, rarity deciles; patchpose/evaluation); claims.json states what the tables claim.
 
 
@@ -18,6 +19,9 @@ rule refine_with_updater:
     benchmark:
         f"{RESULTS}/benchmarks/refine/refine_{{baseline}}_{{variant}}.tsv"
     threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
     conda:
         "../envs/torch.yaml"
     script:
@@ -37,6 +41,10 @@ rule pose_rarity:
         f"{RESULTS}/logs/refine/pose_rarity.log",
     benchmark:
         f"{RESULTS}/benchmarks/refine/pose_rarity.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     conda:
         "../envs/core.yaml"
     script:
@@ -64,6 +72,10 @@ rule evaluate_refined:
         f"{RESULTS}/logs/refine/evaluate_{{baseline}}_{{variant}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/refine/evaluate_{{baseline}}_{{variant}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     conda:
         "../envs/core.yaml"
     script:
@@ -87,6 +99,10 @@ rule write_claims:
         f"{RESULTS}/logs/refine/claims.log",
     benchmark:
         f"{RESULTS}/benchmarks/refine/claims.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     conda:
         "../envs/core.yaml"
     script:

@@ -20,7 +20,11 @@ rule train_segmentation_fold:
         f"{RESULTS}/logs/segmentation/train_fold{{fold}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/segmentation/train_fold{{fold}}.tsv"
-    threads: 2
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=1440,
+        gpu=1,
     conda:
         "../envs/torch.yaml"
     script:
@@ -41,7 +45,10 @@ rule predict_segmentation:
         f"{RESULTS}/logs/segmentation/predict_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/segmentation/predict_{{split}}.tsv"
-    threads: 2
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=480,
     conda:
         "../envs/torch.yaml"
     script:
@@ -63,6 +70,10 @@ rule evaluate_segmentation:
         f"{RESULTS}/logs/segmentation/evaluate.log",
     benchmark:
         f"{RESULTS}/benchmarks/segmentation/evaluate.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     conda:
         "../envs/torch.yaml"
     script:

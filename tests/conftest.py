@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,11 @@ def run_snakemake(directory: Path, *args: str, timeout: float = 600) -> subproce
         text=True,
         timeout=timeout,
     )
+
+
+def skip_outside_ci(reason: str) -> None:
+    """Skip a test whose tool is missing here; in CI (``CI=true``, set by .ci/run, which installs the tools)
+    fail instead, so CI never passes by skipping."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run this test, but {reason}")
+    pytest.skip(reason)

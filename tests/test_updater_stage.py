@@ -160,6 +160,24 @@ def test_the_calibration_is_fitted_on_the_validation_frames_and_scales_the_refin
     assert not np.allclose(refined["half"], refined["one"], atol=1e-3)
 
 
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_two_training_processes_write_one_model_file_that_refines(split_files, tmp_path):
+    settings = tiny_updater("rgb_seg", calibration="per_output")
+    settings["training"]["processes"] = 2
+    train_updater(dataset=split_files["train"]["dataset"], initial=split_files["train"]["initial"],
+                  patches=split_files["train"]["patches"], variant="rgb_seg", settings=settings, seed=3,
+                  baseline="noisy", model_path=tmp_path / "model.pt", checkpoint_path=tmp_path / "ckpt.pt",
+                  curve_path=tmp_path / "curve.csv")  # fmt: skip
+    payload = load_torch(tmp_path / "model.pt")
+    assert [record["epoch"] for record in payload["history"]] == [1, 2] and len(payload["calibration"]) == 48
+    assert load_torch(tmp_path / "ckpt.pt")["config"]["processes"] == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ckpt.pt", "curve.csv", "model.pt"]
+    test = split_files["test"]
+    refined = refine_split(model=tmp_path / "model.pt", dataset=test["dataset"], initial=test["initial"],
+                           patches=test["patches"], output=tmp_path / "refined.npz", method="x")  # fmt: skip
+    assert refined.shape == (8, 17, 3) and np.isfinite(refined).all()
+
+
 def test_the_test_split_is_refused_for_training(split_files, tmp_path):
     with pytest.raises(ValueError, match="test.zarr: the updater trains on the training split"):
         train_updater(dataset=split_files["test"]["dataset"], initial=split_files["test"]["initial"],

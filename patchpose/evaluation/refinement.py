@@ -33,6 +33,7 @@ from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL
 __all__ = [
     "IMPROVEMENT_COLUMNS",
     "improvement_rows",
+    "write_improvement",
     "evaluate_refinement",
     "write_rarity",
     "read_rarity",
@@ -84,6 +85,11 @@ def improvement_rows(initial_rows: list[dict], refined_rows: list[dict], interva
     return rows
 
 
+def write_improvement(path: str | os.PathLike, rows: list[dict]) -> None:
+    """``improvement_rows`` as ``improvement.csv`` (``IMPROVEMENT_COLUMNS``, mm with 4 decimals), atomically."""
+    atomic_write_text(path, _csv(rows, IMPROVEMENT_COLUMNS))
+
+
 def evaluate_refinement(
     *,
     refined_predictions: str | os.PathLike,
@@ -110,7 +116,7 @@ def evaluate_refinement(
     )
     rows = improvement_rows(per_action_rows(before), refined_rows, intervals)
     decile_table = rarity_deciles(read_rarity(rarity, before.num_frames), before, after)
-    atomic_write_text(improvement, _csv(rows, IMPROVEMENT_COLUMNS))
+    write_improvement(improvement, rows)
     atomic_write_text(deciles, _csv(decile_table, DECILE_COLUMNS))
     return rows
 

@@ -27,7 +27,7 @@ from patchpose.atomic import atomic_write_text
 from patchpose.poses3d.errors import PredictionFileError
 from patchpose.poses3d.format import Predictions, check_structure
 
-__all__ = ["read_csv", "write_csv"]
+__all__ = ["read_csv", "read_csv_fields", "write_csv"]
 
 _META_KEYS = ("format_version", "unit", "split", "method")
 
@@ -72,6 +72,14 @@ def _joint_names(path, header: list[str]) -> list[str]:
 
 def read_csv(path: str | os.PathLike) -> Predictions:
     """Read and structurally validate a CSV prediction file (file units and joint order, unchanged)."""
+    return check_structure(path, **read_csv_fields(path))
+
+
+def read_csv_fields(path: str | os.PathLike) -> dict:
+    """The fields of a CSV prediction file as stored: ``check_structure``'s arguments after ``path``.
+
+    ``PredictionFileError`` naming ``path`` (and the line) when the file cannot be parsed.
+    """
     try:
         with open(path, encoding="utf-8", newline="") as handle:
             text = handle.read()
@@ -101,7 +109,7 @@ def read_csv(path: str | os.PathLike) -> Predictions:
     if not ids:
         raise PredictionFileError(path, "no frames after the header")
     poses = np.array(values, dtype=np.float64).reshape(len(ids), len(names), 3)
-    return check_structure(path, poses, np.array(ids, dtype=str), np.array(names, dtype=str), **meta)
+    return {"poses_3d": poses, "frame_ids": np.array(ids, dtype=str), "joint_names": np.array(names, dtype=str), **meta}
 
 
 def write_csv(path: str | os.PathLike, predictions: Predictions) -> None:

@@ -10,16 +10,17 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from patchpose.poses3d.csv_io import read_csv, write_csv
+from patchpose.poses3d.csv_io import read_csv, read_csv_fields, write_csv
 from patchpose.poses3d.errors import PredictionFileError
 from patchpose.poses3d.format import FORMAT_VERSION, Predictions, check_frame_ids, check_structure
-from patchpose.poses3d.h5_io import read_h5, write_h5
-from patchpose.poses3d.npz_io import read_npz, write_npz
+from patchpose.poses3d.h5_io import read_h5, read_h5_fields, write_h5
+from patchpose.poses3d.npz_io import read_npz, read_npz_fields, write_npz
 from patchpose.skeleton import H36M
 
-__all__ = ["FORMATS", "SUFFIXES", "file_format", "read_predictions", "write_predictions"]
+__all__ = ["FORMATS", "SUFFIXES", "file_format", "read_prediction_fields", "read_predictions", "write_predictions"]
 
 FORMATS = {"npz": (read_npz, write_npz), "h5": (read_h5, write_h5), "csv": (read_csv, write_csv)}
+_FIELD_READERS = {"npz": read_npz_fields, "h5": read_h5_fields, "csv": read_csv_fields}
 SUFFIXES = {".npz": "npz", ".h5": "h5", ".hdf5": "h5", ".csv": "csv"}
 
 
@@ -45,6 +46,15 @@ def read_predictions(path: str | os.PathLike, format: str = "auto") -> Predictio
     """
     reader, _ = FORMATS[file_format(path, format)]
     return reader(path)
+
+
+def read_prediction_fields(path: str | os.PathLike, format: str = "auto") -> dict:
+    """A prediction file's fields as stored, not yet validated: ``check_structure``'s keyword arguments.
+
+    For a check that lists every problem of a file (``patchpose.poses3d.importer.import_problems``) rather
+    than stopping at the first; ``PredictionFileError`` naming ``path`` when the file cannot be read at all.
+    """
+    return _FIELD_READERS[file_format(path, format)](path)
 
 
 def write_predictions(

@@ -17,7 +17,7 @@ from patchpose.atomic import atomic_write_bytes
 from patchpose.poses3d.errors import PredictionFileError
 from patchpose.poses3d.format import Predictions, check_structure
 
-__all__ = ["read_h5", "write_h5"]
+__all__ = ["read_h5", "read_h5_fields", "write_h5"]
 
 
 def _strings(path, name: str, dataset) -> np.ndarray:
@@ -37,6 +37,14 @@ def _attr_string(path, name: str, value) -> str:
 
 def read_h5(path: str | os.PathLike) -> Predictions:
     """Read and structurally validate an HDF5 prediction file (file units and joint order, unchanged)."""
+    return check_structure(path, **read_h5_fields(path))
+
+
+def read_h5_fields(path: str | os.PathLike) -> dict:
+    """The fields of an HDF5 prediction file as stored: ``check_structure``'s arguments after ``path``.
+
+    ``PredictionFileError`` naming ``path`` when the file cannot be read or lacks a required dataset.
+    """
     if not os.path.exists(path):
         raise PredictionFileError(path, "prediction file not found")
     try:
@@ -59,7 +67,7 @@ def read_h5(path: str | os.PathLike) -> Predictions:
         if not isinstance(version, int | np.integer):
             raise PredictionFileError(path, f"attribute format_version must be an integer, got {version!r}")
         version = int(version)
-    return check_structure(path, poses, ids, names, format_version=version, **meta)
+    return {"poses_3d": poses, "frame_ids": ids, "joint_names": names, "format_version": version, **meta}
 
 
 def write_h5(path: str | os.PathLike, predictions: Predictions) -> None:

@@ -18,7 +18,7 @@ from patchpose.atomic import atomic_write_bytes
 from patchpose.poses3d.errors import PredictionFileError
 from patchpose.poses3d.format import Predictions, check_structure
 
-__all__ = ["read_npz", "write_npz"]
+__all__ = ["read_npz", "read_npz_fields", "write_npz"]
 
 _REQUIRED = ("poses_3d", "frame_ids")
 _OPTIONAL_STRINGS = ("unit", "split", "method")
@@ -37,6 +37,16 @@ def _strings(value: np.ndarray) -> np.ndarray:
 
 def read_npz(path: str | os.PathLike) -> Predictions:
     """Read and structurally validate an npz prediction file (file units and joint order, unchanged)."""
+    return check_structure(path, **read_npz_fields(path))
+
+
+def read_npz_fields(path: str | os.PathLike) -> dict:
+    """The fields of an npz prediction file as stored: ``check_structure``'s arguments after ``path``.
+
+    ``PredictionFileError`` naming ``path`` when the file cannot be read or lacks a required key.
+    """
+    if os.path.isfile(path) and not zipfile.is_zipfile(path):  # else np.load takes it for a pickle or an .npy
+        raise PredictionFileError(path, "not an npz file (no zip archive, which numpy.savez writes)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             content = {key: archive[key] for key in archive.files}
@@ -60,14 +70,13 @@ def read_npz(path: str | os.PathLike) -> Predictions:
             )
         version = int(version)
     names = content.get("joint_names")
-    return check_structure(
-        path,
-        content["poses_3d"],
-        _strings(content["frame_ids"]),
-        None if names is None else _strings(names),
-        format_version=version,
+    return {
+        "poses_3d": content["poses_3d"],
+        "frame_ids": _strings(content["frame_ids"]),
+        "joint_names": None if names is None else _strings(names),
+        "format_version": version,
         **meta,
-    )
+    }
 
 
 def write_npz(path: str | os.PathLike, predictions: Predictions) -> None:

@@ -10,8 +10,9 @@ its positions only, and the DataLoader returns items in the sampler's order, so 
 are the same whatever ``num_workers`` is. ``pin_memory`` (for CUDA) pins each batch for an asynchronous copy
 to the device. At most ``num_workers x prefetch_factor`` batches are held ahead (or one, without workers).
 
-An epoch's order is ``epoch_plan``: ``patchpose.training.batches`` over the stream named (seed, *names,
-"epoch", e), exactly the batches ``training.train`` asks for in epoch e.
+An epoch's order is ``epoch_plan``: ``patchpose.training.epoch_batches`` over the stream named (seed, *names,
+"epoch", e), exactly the batches ``training.train`` asks for in epoch e (with several training processes, this
+rank's share of each).
 
 ``PrefetchingMakeBatch`` plugs the loader into ``training.train`` (directly or through
 ``patchpose.fitting.fit``) as they are: a ``make_batch(positions, rng, device)`` that reads ahead along the
@@ -32,9 +33,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from patchpose.distributed import SINGLE, Ranks, share
 from patchpose.patches.store import PatchStore
 from patchpose.rng import stream
-from patchpose.training import TrainSpec, batches
+from patchpose.training import TrainSpec, epoch_batches
 from patchpose.updater.modalities import get_modality
 
 __all__ = ["PatchBatch", "PatchBatches", "check_store", "epoch_plan", "PrefetchingMakeBatch"]
@@ -149,9 +151,13 @@ class _Plan:
         return iter(self.plan)
 
 
-def epoch_plan(num_items: int, batch_size: int, seed: int, names: tuple, epoch: int) -> list[np.ndarray]:
-    """The batches ``training.train`` draws in epoch ``epoch`` (0-based) for ``num_items`` examples."""
-    return batches(num_items, batch_size, stream(seed, *names, "epoch", epoch))
+def epoch_plan(
+    num_items: int, batch_size: int, seed: int, names: tuple, epoch: int, ranks: Ranks = SINGLE
+) -> list[np.ndarray]:
+    """The batches ``training.train`` asks this rank for in epoch ``epoch`` (0-based) for ``num_items``
+    examples (its share of each global batch)."""
+    planned = epoch_batches(num_items, batch_size, stream(seed, *names, "epoch", epoch), ranks)
+    return [share(indices, ranks) for indices in planned]
 
 
 class PrefetchingMakeBatch:
@@ -162,7 +168,8 @@ class PrefetchingMakeBatch:
     device) -> (inputs, targets): the batch's network inputs (e.g. ``prepare_batch`` of ``batch.patches``)
     and targets. training: (T,) the positions of ``source`` that train's positions 0..T-1 stand for, when
     make_batch is called through that mapping: ``fitting.fit`` calls it with ``rows[positions]``, rows = the
-    examples not held out for validation, so pass those rows; default: all of ``source``, unmapped.
+    examples not held out for validation, so pass those rows; default: all of ``source``, unmapped. ranks: with
+    several training processes, each reads ahead only its share of every batch (``patchpose.distributed``).
     ``hits``/``misses`` count requests served from the read-ahead / read at once. ``close()`` stops the loader
     processes (also done when the object is garbage-collected).
     """
@@ -173,8 +180,9 @@ class PrefetchingMakeBatch:
         spec: TrainSpec,
         build: Callable[[PatchBatch, Any, torch.device], Any],
         training: np.ndarray | None = None,
+        ranks: Ranks = SINGLE,
     ):
-        self.source, self.spec, self.build = source, spec, build
+        self.source, self.spec, self.build, self.ranks = source, spec, build, ranks
         self.training = np.arange(len(source)) if training is None else np.asarray(training, dtype=np.int64)
         inside = len(self.training) > 1 and self.training.min() >= 0 and self.training.max() < len(source)
         if self.training.ndim != 1 or not inside:
@@ -186,7 +194,7 @@ class PrefetchingMakeBatch:
 
     def _plan(self, epoch: int) -> list[np.ndarray]:
         """Epoch ``epoch``'s batches as ``make_batch`` is asked for them (source positions)."""
-        plan = epoch_plan(len(self.training), self.spec.batch_size, self.spec.seed, self.spec.names, epoch)
+        plan = epoch_plan(len(self.training), self.spec.batch_size, self.spec.seed, self.spec.names, epoch, self.ranks)
         return [self.training[positions] for positions in plan]
 
     def _locate(self, positions: np.ndarray) -> tuple[int, int] | None:

@@ -28,6 +28,7 @@ baseline (and could be refined again).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ import torch
 
 from patchpose.baselines.geometry import root_relative
 from patchpose.dataset_format import DatasetStore, open_dataset
+from patchpose.distributed import Ranks, launch
 from patchpose.fitting import fit, holdout_poses, train_spec
 from patchpose.orientation import BoneStatistics, bone_statistics, encode_orientation, refine
 from patchpose.patches.store import open_patch_store
@@ -115,7 +117,30 @@ def train_updater(
 ) -> torch.nn.Module:
     """Train ``baseline``'s updater of ``variant`` on the training store ``dataset``, its training-split
     predictions ``initial`` and the variant's patch store ``patches`` (None for ``pose_only``); write the
-    model file and the learning curve. ``settings``: the config's ``updater`` block (``model``, ``training``)."""
+    model file and the learning curve. ``settings``: the config's ``updater`` block (``model``, ``training``).
+
+    ``training.processes`` > 1 trains data-parallel in that many processes started here
+    (``patchpose.distributed.launch``: one per GPU, or gloo on the CPU), ``threads`` shared among them;
+    ``after_epoch`` must then be picklable (a module-level function). Returns the trained model."""
+    processes = settings["training"].get("processes", 1)
+    arguments = dict(dataset=dataset, initial=initial, patches=patches, variant=variant, settings=settings, seed=seed,
+                     baseline=baseline, model_path=model_path, checkpoint_path=checkpoint_path, curve_path=curve_path,
+                     threads=max(1, threads // processes), loader_workers=loader_workers, provenance=provenance,
+                     after_epoch=after_epoch)  # fmt: skip
+    model = launch(_train_updater, processes, arguments)
+    if model is None:  # trained by worker processes: the model file is the result
+        model, _ = load_updater(model_path, select_device())
+    return model
+
+
+def _train_updater(ranks: Ranks, arguments: dict) -> torch.nn.Module:
+    """One training process of ``train_updater`` (``arguments``: its keyword arguments)."""
+    return _train_process(ranks=ranks, **arguments)
+
+
+def _train_process(*, ranks: Ranks, dataset, initial, patches, variant: str, settings: dict, seed: int,
+                   baseline: str, model_path, checkpoint_path, curve_path, threads: int, loader_workers: int,
+                   provenance, after_epoch) -> torch.nn.Module:  # fmt: skip
     torch.set_num_threads(threads)
     modality = get_variant(variant).modality
     model_settings = variant_settings(settings["model"], variant)
@@ -143,7 +168,7 @@ def train_updater(
     loader = None
     if patch_store is not None:
         source = PatchBatches(patch_store, everything, num_workers=loader_workers, pin_memory=torch.cuda.is_available())
-        loader = PrefetchingMakeBatch(source, train_spec(settings["training"], seed, names), build, rows)
+        loader = PrefetchingMakeBatch(source, train_spec(settings["training"], seed, names), build, rows, ranks)
         make_batch = loader
         make_eval_batch = lambda frames, device: build(source.read(frames), None, device)  # noqa: E731
     else:
@@ -173,7 +198,7 @@ def train_updater(
                    checkpoint_path, validation_rows=held, make_eval_batch=make_eval_batch, curve_path=curve_path,
                    extras={"bone_statistics": stats.to_dict(), "variant": variant, "modality": modality,
                            "baseline": baseline},
-                   after_training=calibrate, after_epoch=after_epoch, provenance=provenance)  # fmt: skip
+                   after_training=calibrate, after_epoch=after_epoch, provenance=provenance, ranks=ranks)  # fmt: skip
     finally:
         if loader is not None:
             loader.close()
@@ -218,9 +243,11 @@ def refine_split(
     method: str,
     batch_size: int = 256,
     threads: int = 1,
+    progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Refine the predictions ``initial`` of the store ``dataset``'s split with the updater ``model`` (Eq. 1);
-    write them to ``output`` in the prediction format (label ``method``) and return (N, 17, 3) mm."""
+    write them to ``output`` in the prediction format (label ``method``) and return (N, 17, 3) mm.
+    ``progress(frames)`` is called after every batch with the number of frames it refined."""
     torch.set_num_threads(threads)
     device = select_device()
     network, payload = load_updater(model, device)
@@ -236,6 +263,8 @@ def refine_split(
         if patch_store is not None:
             images = prepare_batch(patch_store.read(frames.numpy()), payload["modality"], size, device)
         delta[frames.numpy()] = network(*_network_inputs(images, frames, u_init, boxes, device)).float().cpu().numpy()
+        if progress is not None:
+            progress(len(frames))
     delta *= np.asarray(payload.get("calibration", np.ones(OUTPUTS)), dtype=np.float64)
     refined = refine(initial_poses, delta.reshape(-1, OUTPUTS // 3, 3), stats)
     refined = refined - refined[:, :1]

@@ -10,13 +10,22 @@ does not have):
 * ``rgb_seg_conditioned`` (control): the ``rgb_seg`` network that also receives U_init and the limb boxes
   before its head (``condition_on_initial_pose``), so it can correct the pose it is given.
 
+Which updater refines a baseline (``baselines.<name>.updater``; ``updater_sources``): ``own`` (trained on its
+training-split predictions; the default where it has them), ``error_model`` (trained on the training split's
+ground truth perturbed by an error model, ``patchpose.updater.error_model``: for a baseline with test
+predictions only) or ``{from: <other>}`` (no training: the other baseline's updaters refine it). The plan
+(``planned_pairs``) gives every refined baseline its Table 1 pair either way.
+
 Torch-free, so ``rules/common.smk`` can build the ``{variant}`` wildcard constraint from it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+
+from patchpose.poses3d.baseline_config import baseline_splits
 
 __all__ = [
     "Variant",
@@ -28,6 +37,12 @@ __all__ = [
     "job_settings",
     "planned_pairs",
     "wildcard_constraint",
+    "UPDATER_KEYS",
+    "FIT_ON_KINDS",
+    "updater_sources",
+    "updater_source",
+    "updater_owner",
+    "error_model_fit",
 ]
 
 
@@ -56,7 +71,7 @@ VARIANTS = MappingProxyType(
         )
     }
 )
-TABLE1_VARIANT = "rgb_seg"  # every baseline with a training split (Table 1)
+TABLE1_VARIANT = "rgb_seg"  # every refined baseline (Table 1)
 ABLATION_VARIANTS = ("rgb", "seg", "uncropped_rgb", "pose_only", "rgb_seg_conditioned")  # the ablation baseline
 
 
@@ -87,26 +102,148 @@ def job_settings(updater: dict, name: str) -> dict:
     return {"model": {**common, architecture: model[architecture]}, "training": updater["training"]}
 
 
-def planned_pairs(with_training_split: list[str], ablation_baseline: str | None, conditioned: bool) -> dict:
-    """The (baseline, variant) updaters the tables need, not a cross product: ``table1``: every baseline with
-    a training split (``with_training_split``, config order) x ``rgb_seg`` (``rgb_seg_conditioned`` when
-    ``conditioned``: the config's ``updater.condition_on_initial_pose``); ``ablation``: the ablation baseline x
+def planned_pairs(
+    refined: list[str], ablation_baseline: str | None, conditioned: bool, trained: Collection[str] | None = None
+) -> dict:
+    """The (baseline, variant) updaters the tables need, not a cross product: ``table1``: every refined baseline
+    (``refined``, config order: ``updater_sources``) x ``rgb_seg`` (``rgb_seg_conditioned`` when ``conditioned``:
+    the config's ``updater.condition_on_initial_pose``); ``ablation``: the ablation baseline x
     ``ABLATION_VARIANTS`` and ``rgb_seg`` (Tables 2 and 3 and the controls), less what ``table1`` has; none
-    when ``ablation_baseline`` is None. Nothing when no baseline has a training split (an updater learns from
-    training-split predictions); ValueError when some have, but not the ablation baseline."""
-    if not with_training_split:
+    when ``ablation_baseline`` is None. ``trained``: the refined baselines that train updaters of their own
+    (``own`` or ``error_model``; default: all of ``refined``); the ablation baseline must be one, ValueError
+    otherwise. Nothing when no baseline is refined."""
+    if not refined:
         return {"table1": [], "ablation": []}
+    trained = list(refined if trained is None else trained)
     first = "rgb_seg_conditioned" if conditioned else TABLE1_VARIANT
+    table1 = [(baseline, first) for baseline in refined]
     if ablation_baseline is None:
-        return {"table1": [(baseline, first) for baseline in with_training_split], "ablation": []}
-    if ablation_baseline not in with_training_split:
+        return {"table1": table1, "ablation": []}
+    if ablation_baseline not in trained:
         raise ValueError(
-            f"updater.ablation_baseline {ablation_baseline!r} must be a baseline with a training split "
-            f"({', '.join(with_training_split)}), or null for no ablations"
+            f"updater.ablation_baseline {ablation_baseline!r} must be a baseline with a training split or with "
+            f"updater: error_model (one that trains updaters of its own: {', '.join(trained) or 'none'}), or null "
+            "for no ablations"
         )
-    table1 = [(baseline, first) for baseline in with_training_split]
     wanted = [(ablation_baseline, variant) for variant in (TABLE1_VARIANT, *ABLATION_VARIANTS)]
     return {"table1": table1, "ablation": [pair for pair in wanted if pair not in table1]}
+
+
+# --- which updater refines a baseline: baselines.<name>.updater ---
+
+UPDATER_KEYS = ("updater", "validation_file", "error_model_baselines")  # shape the updater, not the predictions
+FIT_ON_KINDS = ("lifting", "integral3d")  # an error model's default residuals: the pipeline's trained baselines
+
+
+def _key(name: str, key: str = "updater") -> str:
+    return f"config key baselines.{name}.{key}"
+
+
+def _own_source(name: str, settings: Mapping) -> str | None:
+    """ "own", "error_model", "from <other>" (unchecked) or None (not refined), from one block alone."""
+    choice = settings.get("updater")
+    has_train = "train" in baseline_splits(settings)
+    extras = [key for key in UPDATER_KEYS[1:] if settings.get(key) is not None]
+    if extras and choice != "error_model":
+        raise ValueError(f"{_key(name, extras[0])} is used only with updater: error_model (updater is {choice!r})")
+    if settings["kind"] == "mean_pose":
+        return None  # the reference row: never refined
+    if choice is None:
+        return "own" if has_train else None
+    if choice == "own" and not has_train:
+        raise ValueError(
+            f"{_key(name)} = 'own' needs training-split predictions (baselines.{name}.train_file); a baseline "
+            "with test predictions only takes updater: error_model or updater: {from: <baseline>}"
+        )
+    if isinstance(choice, Mapping):
+        return f"from {choice['from']}"
+    return choice
+
+
+def updater_sources(baselines: Mapping[str, Mapping]) -> dict[str, str]:
+    """{name: "own" | "error_model" | "from <other>"} for every baseline that is refined, in config order (the
+    config's ``baselines`` block, schema defaults filled). ``own`` is the default where the baseline has a
+    training split; a baseline with neither training split nor ``updater`` is not refined, nor is ``mean_pose``.
+    ValueError naming the key: ``own`` without a training split, ``from`` a baseline that is missing, itself
+    or without updaters of its own, an error model with nothing to fit on, an error-model key without
+    ``updater: error_model``."""
+    sources = {name: _own_source(name, settings) for name, settings in baselines.items()}
+    sources = {name: source for name, source in sources.items() if source is not None}
+    trained = [name for name, source in sources.items() if not source.startswith("from ")]
+    for name, source in sources.items():
+        if source == "error_model":
+            error_model_fit(baselines, name)  # raises when there is nothing to fit on
+        if not source.startswith("from "):
+            continue
+        other = source.removeprefix("from ")
+        problem = None
+        if other == name:
+            problem = "is the baseline itself"
+        elif other not in baselines:
+            problem = "is not a configured baseline"
+        elif other not in trained:
+            why = sources.get(other, "not refined")
+            problem = f"has no updater of its own (its updater: {why})"
+        if problem:
+            raise ValueError(
+                f"{_key(name)}.from = {other!r} {problem}; it must name a baseline that trains updaters of its own "
+                f"({', '.join(trained) or 'none configured'})"
+            )
+    return sources
+
+
+def updater_source(config: Mapping, baseline: str) -> str:
+    """Which updater refines ``baseline`` (for the tables): "own", "error_model" or "from <name>". ``config``:
+    the validated config. ValueError if the baseline is not refined."""
+    sources = updater_sources(config["baselines"])
+    if baseline not in sources:
+        refined = ", ".join(sources) or "none"
+        raise ValueError(f"baseline {baseline!r} is not refined by any updater (refined baselines: {refined})")
+    return sources[baseline]
+
+
+def updater_owner(baseline: str, source: str) -> str:
+    """The baseline whose trained updaters refine ``baseline``: the other one for "from <other>", else itself."""
+    return source.removeprefix("from ") if source.startswith("from ") else baseline
+
+
+def error_model_fit(baselines: Mapping[str, Mapping], name: str) -> dict:
+    """What baseline ``name``'s error model is fitted on: ``validation_file`` (with the block's ``format``,
+    ``unit``, ``joint_names``; for an in-pipeline kind, auto / auto / the file's) or, without one, ``baselines``:
+    the training splits of ``error_model_baselines`` (default: every lifting and integral3d baseline, config
+    order). ValueError naming the key when both are set, or a listed baseline is missing, the mean pose or has no
+    training split, or the list is empty."""
+    settings = baselines[name]
+    validation, listed = settings.get("validation_file"), settings.get("error_model_baselines")
+    if validation is not None:
+        if listed is not None:
+            raise ValueError(
+                f"{_key(name, 'error_model_baselines')} and validation_file are both set; the error model is fitted "
+                "on one: the validation file's residuals, or (without one) those baselines' training splits"
+            )
+        return {
+            "validation_file": validation,
+            "format": settings.get("format", "auto"),
+            "unit": settings.get("unit", "auto"),
+            "joint_names": settings.get("joint_names"),
+            "baselines": [],
+        }
+    usable = [o for o, block in baselines.items() if block["kind"] != "mean_pose" and "train" in baseline_splits(block)]
+    chosen = list(listed) if listed is not None else [o for o, b in baselines.items() if b["kind"] in FIT_ON_KINDS]
+    wrong = [other for other in chosen if other not in usable]
+    if wrong:
+        raise ValueError(
+            f"{_key(name, 'error_model_baselines')} lists {', '.join(map(repr, wrong))}: not baselines with "
+            f"training-split predictions ({', '.join(usable) or 'none configured'})"
+        )
+    if not chosen:
+        candidates = ", ".join(usable) or "none configured"
+        raise ValueError(
+            f"{_key(name)} = 'error_model' has nothing to fit on: no lifting or integral3d baseline and no "
+            f"error_model_baselines; list baselines with training-split predictions ({candidates}) in "
+            f"baselines.{name}.error_model_baselines, or give baselines.{name}.validation_file"
+        )
+    return {"validation_file": None, "format": "auto", "unit": "auto", "joint_names": None, "baselines": chosen}
 
 
 def wildcard_constraint() -> str:
