@@ -1,16 +1,27 @@
 """The benchmark scripts still start: each imports and parses its arguments, and the updater benchmark builds
-the network config.yaml describes (it once broke silently when a key moved). No timing here."""
+the network config.yaml describes (it once broke silently when a key moved); the scale-out arithmetic runs on a
+tiny results tree and its numbers add up. No timing here."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import yaml
 
-from patchpose.updater.network import build_network
+from patchpose.dataset_format import open_dataset
+from patchpose.patches.store import write_patch_store
+from patchpose.poses3d.files import write_predictions
+from patchpose.skeleton import H36M
+from patchpose.updater.network import build_network, complexity
+from patchpose.updater.variants import variant_settings
 from tests.conftest import REPO
+from tests.dataset_factory import write_tiny_dataset
+from tests.patches_factory import write_label_segmentation
 
 SCRIPTS = sorted(path.name for path in (REPO / "benchmarks").glob("*.py"))
 
@@ -31,3 +42,90 @@ def test_the_updater_benchmark_builds_the_configured_network():
     assert origin == "config.yaml + --model" and settings["input_size"] == 16
     assert settings["condition_on_initial_pose"] is False
     assert build_network(settings, "rgb_seg", load_weights=False) is not None
+
+
+def _tiny_results(root):
+    """The stores and files benchmarks/scale_out.py measures, a few frames each (16 px frames, 4 px patches)."""
+    for folder in ("dataset", "segmentation", "keypoints2d", "baselines/mean_pose", "patches/predicted",
+                   "patches/uncropped"):  # fmt: skip
+        (root / folder).mkdir(parents=True)
+    stores = {}
+    for split in ("train", "test"):
+        stores[split] = open_dataset(write_tiny_dataset(root / "dataset" / f"{split}.zarr", 6, split=split, seed=1))
+        write_label_segmentation(root / "segmentation" / f"{split}.zarr", stores[split])
+        ids = stores[split].frame_ids()
+        np.savez(root / "keypoints2d" / f"{split}_joints_2d.npz", joints_2d=np.zeros((6, 17, 2), np.float32),
+                 frame_ids=np.array(ids))  # fmt: skip
+        poses = stores[split].joints_3d - stores[split].joints_3d[:, :1]
+        write_predictions(
+            root / "baselines" / "mean_pose" / f"{split}_poses_3d.npz", poses, ids, split=split, method="m"
+        )
+    rng = np.random.default_rng(0)
+    for kind, names, size in (("limbs", H36M.limb_names, 4), ("uncropped", ("frame",), 8)):
+        count = len(names)
+
+        def produce(start, stop, count=count, size=size):
+            shape = (stop - start, count)
+            return (
+                rng.integers(0, 256, (*shape, 6, size, size), np.uint8),
+                np.zeros((*shape, 2, 3)),
+                np.ones((*shape, 4)),
+            )
+
+        source = "predicted" if kind == "limbs" else "uncropped"
+        write_patch_store(
+            root / "patches" / source / "train.zarr", kind=kind, source=source, split="train",
+            frame_ids=stores["train"].frame_ids(), frame_size=stores["train"].frame_size, patch_names=names,
+            patch_size=size, geometry={}, compressor="lz4", compression_level=5, chunk_frames=2, produce=produce,
+        )  # fmt: skip
+    return root
+
+
+def test_the_scale_out_arithmetic_adds_up(tmp_path):
+    """On config.yaml alone (small networks) and a tiny results tree: the protocol's frame counts, samples =
+    folds x frames x epochs, GPU-hours = FLOPs / the assumed throughput, the updater's FLOPs as the package counts
+    them, and disk = frames x bytes per frame with the raw bytes of the configured patch sizes."""
+    results, out = _tiny_results(tmp_path / "results"), tmp_path / "scale_out.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "scale_out.py"), "--configfile", "--quick",
+               "--sustained-tflops", "50", "--results", str(results), "--json", str(out)]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    numbers = json.loads(out.read_text(encoding="utf-8"))
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    frames = numbers["frames"]
+    assert (frames["train"], frames["test"]) == (1_500_000 // 5, 8594)  # train_stride 5; 550,000 / 64 = 8593.75
+    assert (config["dataset"]["h36m"]["train_stride"], config["dataset"]["h36m"]["test_every"]) == (5, 64)
+    stages = {row["stage"]: row for row in numbers["stages"]}
+    k = config["folds"]["k"]
+    assert stages["keypoints2d"]["train_samples"] == (k - 1) * 300_000 * config["keypoints2d"]["training"]["epochs"]
+    assert stages["keypoints2d"]["predict_samples"] == 300_000 + 8594
+    for row in numbers["stages"]:
+        assert row["gpu_hours"] == pytest.approx(row["flops"] / 50e12 / 3600)
+        net = numbers["networks"][row["network"]]
+        expected = row["train_samples"] * net["training_flops"]
+        expected += (row["eval_samples"] + row["predict_samples"]) * net["forward_flops"]
+        assert row["flops"] == pytest.approx(expected)
+    assert numbers["totals"]["gpu_hours"] == pytest.approx(sum(row["gpu_hours"] for row in numbers["stages"]))
+    updater = build_network(variant_settings(config["updater"]["model"], "rgb_seg"), "rgb_seg", load_weights=False)
+    counted = complexity(updater, config["updater"]["model"]["input_size"])
+    measured = numbers["networks"]["updater limb_encoder 96 ch"]
+    assert measured["training_flops"] == pytest.approx(counted["training_flops"], abs=1)
+    assert measured["parameters"] == counted["parameters"] and measured["cpu_train_s"] > 0
+    disk = {row["store"]: row for row in numbers["disk"]}
+    limbs = disk["patches/predicted/train.zarr"]
+    other = numbers["disk_basis"]["patches"]["other_bytes_per_frame"]
+    assert limbs["raw_bytes_per_frame"] == pytest.approx(16 * 6 * 64 * 64 + other)  # config.yaml's cache_size 64
+    assert disk["patches/uncropped/test.zarr"]["frames"] == 8594
+    for row in numbers["disk"]:
+        if row["frames"]:
+            assert row["bytes"] == pytest.approx(row["files"] * row["frames"] * row["bytes_per_frame"])
+    assert "ASSUMPTION" in result.stdout and "4. fan-out" in result.stdout
+
+
+def test_the_scale_out_arithmetic_names_a_missing_store(tmp_path):
+    out = tmp_path / "scale_out.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "scale_out.py"), "--configfile", "--quick",
+               "--results", str(tmp_path / "nothing"), "--json", str(out)]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and not out.exists() and result.stdout == ""
+    assert f"{tmp_path / 'nothing' / 'dataset' / 'train.zarr'}: missing" in result.stderr
