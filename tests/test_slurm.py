@@ -34,7 +34,7 @@ GRES_CONF = Path("/etc/slurm/gres.conf")
 MUNGE_PID_FILE = Path("/run/munge/munged.pid")
 SLURMCTLD_PORT, SLURMD_PORT = 6817, 6818
 PARTITION = "patchpose-test"  # not the cluster's default: jobs only land here if the partition override works
-RUN_TIMEOUT = 300  # s, a hard limit on one Snakemake run (the first run takes ~35 s on 2 cores)
+RUN_TIMEOUT = 900  # s, a hard limit on one Snakemake run (the whole tiny config took ~6 min on 2 cores)
 
 
 # --- what the rules declare, and what the slurm profile asks for (no SLURM needed) ---
@@ -377,59 +377,50 @@ def _assert_ran_in_slurm(cluster: LocalSlurm, slurm_id: str, comment: str, state
     return job
 
 
-TARGETS = (
-    "results/synthetic/dataset/train.zarr",
-    "results/synthetic/dataset/test.zarr",
-    "results/synthetic/keypoints2d/models/fold0.pt",  # a training rule: asks for the fake GPU
-)
-
-
 @pytest.fixture(scope="module")
-def slurm_run(slurm, tmp_path_factory):
+def slurm_workflow(slurm, tmp_path_factory):
+    """A copy of the workflow with the tiny config and the test cluster's profile overrides (shared: the retry test
+    runs its first jobs, the whole-config test the rest)."""
     directory = copy_workflow(tmp_path_factory.mktemp("slurm-run"))
     shutil.copytree(REPO / "profiles", directory / "profiles")
     write_config(directory, _tiny_config())
     (directory / "test-overrides").mkdir()
     write_config(directory / "test-overrides", _test_overrides(slurm))
-    result, _ = _run_workflow(slurm, directory, *TARGETS)
-    return directory, result
+    return directory
 
 
 @pytest.mark.slow
 @pytest.mark.slurm
-def test_every_job_of_the_tiny_config_runs_as_a_slurm_job(slurm, slurm_run):
-    directory, result = slurm_run
-    assert result.returncode == 0, result.stdout
-    for target in TARGETS:
-        assert (directory / target).exists(), target
-    executed = _executed_jobs(result.stdout)
-    assert sorted(executed.values()) == [
-        "rule_render_synthetic_split_wildcards_test",
-        "rule_render_synthetic_split_wildcards_train",
-        "rule_train_keypoints2d_fold_wildcards_0",
-    ]
-    submissions = _submissions(result.stdout)
-    assert sorted(job_id for job_id, _ in submissions) == sorted(executed), result.stdout  # each once
-    for job_id, slurm_id in submissions:
-        job = _assert_ran_in_slurm(slurm, slurm_id, executed[job_id])
-        gpus = "gres:gpu:1" in job.get("TresPerJob", "")
-        assert gpus == executed[job_id].startswith("rule_train_"), job  # --gpus=1 for the training rule only
-
-
-@pytest.mark.slow
-@pytest.mark.slurm
-def test_a_job_cancelled_while_it_runs_is_retried_and_the_run_completes(slurm, slurm_run):
-    directory, first = slurm_run
-    assert first.returncode == 0, first.stdout
+def test_a_job_cancelled_while_it_runs_is_retried_and_the_run_completes(slurm, slurm_workflow):
     comment = "rule_train_keypoints2d_fold_wildcards_1"
     target = "results/synthetic/keypoints2d/models/fold1.pt"
-    result, cancelled = _run_workflow(slurm, directory, target, "--retries", "1", cancel_while_running=comment)
+    result, cancelled = _run_workflow(slurm, slurm_workflow, target, "--retries", "1", cancel_while_running=comment)
     assert result.returncode == 0, result.stdout
     assert cancelled is not None, f"job {comment} was never seen running:\n{result.stdout}"
-    assert (directory / target).exists()
-    submissions = _submissions(result.stdout)
+    assert (slurm_workflow / target).exists()
+    executed = _executed_jobs(result.stdout)
+    submissions = [(job, slurm_id) for job, slurm_id in _submissions(result.stdout) if executed[job] == comment]
     assert len(submissions) == 2 and submissions[0][1] == cancelled, result.stdout
     assert submissions[0][0] == submissions[1][0]  # the same Snakemake job, submitted twice
     assert "Trying to restart job" in result.stdout
     _assert_ran_in_slurm(slurm, cancelled, comment, state="CANCELLED")
     _assert_ran_in_slurm(slurm, submissions[1][1], comment)
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_every_job_of_the_tiny_config_runs_as_a_slurm_job(slurm, slurm_workflow):
+    result, _ = _run_workflow(slurm, slurm_workflow)  # the default target: the whole tiny config
+    assert result.returncode == 0, result.stdout
+    assert (slurm_workflow / "results/synthetic/claims.json").exists()
+    assert (slurm_workflow / "results/synthetic/tables/table1.csv").exists()
+    executed = _executed_jobs(result.stdout)
+    rules = {comment.split("_wildcards_")[0] for comment in executed.values()}
+    assert {"rule_train_keypoints2d_fold", "rule_train_baseline_fold", "rule_train_updater", "rule_make_table"} <= rules
+    submissions = _submissions(result.stdout)
+    # every job but Snakemake's own target rule was submitted once, and ran in the test partition
+    assert sorted(job_id for job_id, _ in submissions) == sorted(j for j, c in executed.items() if c != "rule_all")
+    for job_id, slurm_id in submissions:
+        job = _assert_ran_in_slurm(slurm, slurm_id, executed[job_id])
+        gpus = "gres:gpu:1" in job.get("TresPerJob", "")
+        assert gpus == executed[job_id].startswith("rule_train_"), job  # --gpus=1 for the training rules only
