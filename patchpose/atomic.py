@@ -45,6 +45,14 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+def _naming(target: Path, error: OSError) -> OSError:
+    """``error`` (a full disk, a read-only file system, ...) re-addressed to ``target``, the file the caller
+    knows, rather than the temporary sibling the system call saw; an error without an errno as it is."""
+    if error.errno is None:
+        return error
+    return type(error)(error.errno, f"cannot write ({error.strerror})", os.fspath(target))
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, ``os.replace``).
 
@@ -59,16 +67,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     if not target.parent.is_dir():
         raise FileNotFoundError(f"{target}: parent directory {target.parent} does not exist")
     temporary = temporary_sibling_name(target)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise _naming(target, error) from error
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
+        if isinstance(error, OSError):
+            raise _naming(target, error) from error
         raise
     _fsync_directory(target.parent)
     return target
@@ -164,7 +177,10 @@ def atomic_directory(path: str | os.PathLike, *, durable: bool = True) -> Iterat
     if not target.parent.is_dir():
         raise FileNotFoundError(f"{target}: parent directory {target.parent} does not exist")
     temporary = temporary_sibling_name(target)
-    os.mkdir(temporary, 0o777)
+    try:
+        os.mkdir(temporary, 0o777)
+    except OSError as error:
+        raise _naming(target, error) from error
     try:
         yield temporary
         if not temporary.is_dir():

@@ -123,7 +123,7 @@ def _nan(poses, ids):
         (_nan, {}, ["NaN or inf"]),
         (lambda p, i: (p[:, :16], i), {}, ["holds 16 joints per frame, expected the 17"]),
         (_shuffle, {}, ["do not seem to be in the declared order", "check the file's joint_names"]),
-        (lambda p, i: (p[:, H36M.flip_permutation], i), {}, ["left_hip looks like right_hip"]),
+        (lambda p, i: (p[:, H36M.flip_permutation], i), {}, ["12 joints seem misplaced (right_hip, right_knee"]),
         (lambda p, i: (p[1:], i[1:]), {}, ["is missing 1 of 9 test-split frames", "every test frame"]),
         (lambda p, i: (p[[*range(9), 0]], [*i, i[0]]), {}, ["1 frame ids occur more than once"]),
         (lambda p, i: (p, [*i[:-1], "S9/Walking/1/54138969/999999"]), {}, ["1 frame ids are not in the dataset"]),

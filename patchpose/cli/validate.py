@@ -9,6 +9,7 @@ import click
 from patchpose.cli.common import expected_errors, import_file, import_options, import_settings, one_line
 from patchpose.dataset_format import open_dataset
 from patchpose.poses3d.importer import import_problems
+from patchpose.poses3d.joint_order_check import SWAP_FRAMES, SWAP_GAIN
 
 __all__ = ["validate_predictions"]
 
@@ -52,5 +53,8 @@ def validate_predictions(predictions, store, container, unit, joint_names):
         f"{predictions}: OK: {report['frames']} {dataset.split} frames of {store}; unit {report['unit']} "
         f"(median bone {report['median_bone_length_mm']:.0f} mm); joint order from {order} (mean joint distance "
         f"to the ground truth {report['declared_order_error_mm']:.0f} mm, {report['best_order_error_mm']:.0f} mm "
-        f"reordered); root offset up to {report['root_offset_max_mm']:.1f} mm subtracted"
+        f"reordered; most swap-like joint pair {report['most_swap_like_pair']}: trading places helps in "
+        f"{report['most_swap_like_frames']:.0%} of the frames, median gain {report['most_swap_like_gain']:+.2f}; "
+        f"refused over {SWAP_FRAMES:.0%} and {SWAP_GAIN}); root offset up to {report['root_offset_max_mm']:.1f} mm "
+        "subtracted"
     )

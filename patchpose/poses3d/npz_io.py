@@ -35,6 +35,26 @@ def _strings(value: np.ndarray) -> np.ndarray:
     return np.char.decode(value, "utf-8") if value.dtype.kind == "S" else value
 
 
+def _what_it_is(path) -> str:
+    """What a file that is not a zip archive holds, from its first bytes, for the error message."""
+    with open(path, "rb") as handle:
+        head = handle.read(512)
+    if not head:
+        return "an empty file (0 bytes)"
+    if head.startswith(b"\x93NUMPY"):
+        return "a single .npy array (numpy.save), not an npz archive of named arrays (numpy.savez)"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "an HDF5 file; name it .h5 or set the format to h5"
+    if head.startswith(b"\x80"):
+        return "a Python pickle, which is never loaded (it could run code)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"binary data that is no zip archive (numpy.savez writes one); it begins {head[:16]!r}"
+    first = text.splitlines()[0] if text.strip() else repr(text[:20])
+    return f"a text file (its first line: {first[:60]!r}); a CSV prediction file needs the suffix .csv"
+
+
 def read_npz(path: str | os.PathLike) -> Predictions:
     """Read and structurally validate an npz prediction file (file units and joint order, unchanged)."""
     return check_structure(path, **read_npz_fields(path))
@@ -46,7 +66,7 @@ def read_npz_fields(path: str | os.PathLike) -> dict:
     ``PredictionFileError`` naming ``path`` when the file cannot be read or lacks a required key.
     """
     if os.path.isfile(path) and not zipfile.is_zipfile(path):  # else np.load takes it for a pickle or an .npy
-        raise PredictionFileError(path, "not an npz file (no zip archive, which numpy.savez writes)")
+        raise PredictionFileError(path, f"not an npz file: {_what_it_is(path)}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             content = {key: archive[key] for key in archive.files}

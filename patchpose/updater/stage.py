@@ -228,7 +228,12 @@ def load_updater(path: str | Path, device: torch.device) -> tuple[torch.nn.Modul
         if key not in payload:
             raise ValueError(f"{path}: not an updater model file (no {key!r})")
     network = build_network(payload["model_settings"], payload["modality"], load_weights=False)
-    network.load_state_dict(payload["model"])
+    try:
+        network.load_state_dict(payload["model"])
+    except RuntimeError as error:  # weights of another network than the file's settings describe
+        first = str(error).strip().splitlines()[0]
+        variant = payload["variant"]
+        raise ValueError(f"{path}: its weights do not fit the {variant} updater it describes ({first})") from None
     return network.to(device).eval(), payload
 
 
