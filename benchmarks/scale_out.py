@@ -59,7 +59,7 @@ from patchpose.atomic import atomic_write_text
 from patchpose.baselines.integral3d.stage import build_model as build_integral3d
 from patchpose.baselines.lifting.stage import INPUTS as LIFTING_INPUTS
 from patchpose.baselines.lifting.stage import build_model as build_lifting
-from patchpose.config import ConfigError, validate_config
+from patchpose.config import ConfigError, merge_config, validate_config
 from patchpose.dataset_format import open_dataset
 from patchpose.folds import assign_folds
 from patchpose.keypoints2d.stage import build_model as build_keypoints2d
@@ -86,15 +86,6 @@ ADAM_MOMENTS = 2  # a checkpoint holds the model and Adam's two float32 moments 
 # --- settings and frames ---
 
 
-def _merge(base: dict, update: dict) -> None:
-    """``update`` over ``base`` as Snakemake merges ``--configfile``: mappings key by key, anything else replaced."""
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-
-
 def _read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -113,7 +104,7 @@ def load_settings(overlays: list[Path]) -> tuple[dict, dict[str, dict]]:
     config = _read_yaml(REPO / "config.yaml")
     raw = {str(path): _read_yaml(path) for path in overlays}
     for data in raw.values():
-        _merge(config, copy.deepcopy(data))
+        merge_config(config, copy.deepcopy(data))
     h36m = config.setdefault("dataset", {}).setdefault("h36m", {})
     if not h36m.get("root"):  # required with kind h36m; no release is read here
         h36m["root"] = "<not read: arithmetic only>"

@@ -20,7 +20,7 @@ import yaml
 
 from patchpose.updater.variants import updater_sources
 
-__all__ = ["ConfigError", "load_schema", "validate_config", "load_config"]
+__all__ = ["ConfigError", "load_schema", "validate_config", "load_config", "merge_config"]
 
 
 class ConfigError(ValueError):
@@ -148,6 +148,16 @@ def _check_relations(config: dict[str, Any]) -> None:
             "config key dataset.h36m.root is required when dataset.kind is 'h36m': the directory holding the "
             "unpacked Human3.6M release (docs/h36m.md)"
         )
+
+
+def merge_config(base: dict[str, Any], update: dict[str, Any]) -> None:
+    """Put ``update`` over ``base`` in place, as Snakemake merges a ``--configfile``: mappings key by key,
+    anything else replaced."""
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merge_config(base[key], value)
+        else:
+            base[key] = value
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

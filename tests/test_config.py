@@ -8,9 +8,8 @@ import re
 import pytest
 import yaml
 
-from patchpose.config import ConfigError, load_config, load_schema, validate_config
+from patchpose.config import ConfigError, load_config, load_schema, merge_config, validate_config
 from tests.conftest import REPO, default_config
-from tests.test_workflow_e2e import _merge
 
 
 def _leaf_keys(schema: dict, prefix: str = "") -> list[str]:
@@ -114,7 +113,7 @@ def test_load_config_names_the_file(tmp_path):
 def test_the_paper_settings_file_validates_over_the_default(tmp_path):
     """config/h36m_paper.yaml (the paper's Human3.6M settings) merged over config.yaml, as --configfile does."""
     config = default_config()
-    _merge(config, yaml.safe_load((REPO / "config/h36m_paper.yaml").read_text(encoding="utf-8")))
+    merge_config(config, yaml.safe_load((REPO / "config/h36m_paper.yaml").read_text(encoding="utf-8")))
     config["dataset"]["h36m"]["root"] = str(tmp_path)
     validated = validate_config(config)
     model, training = validated["updater"]["model"], validated["updater"]["training"]
@@ -134,7 +133,14 @@ def test_updater_validation_subjects_must_be_some_training_subjects(held):
 
 def test_the_per_sequence_outfits_file_validates_over_the_default():
     config = default_config()
-    _merge(config, yaml.safe_load((REPO / "config/synthetic_outfits_per_sequence.yaml").read_text(encoding="utf-8")))
+    outfits = REPO / "config/synthetic_outfits_per_sequence.yaml"
+    merge_config(config, yaml.safe_load(outfits.read_text(encoding="utf-8")))
     validated = validate_config(config)
     assert validated["dataset"]["synthetic"]["outfits"] == "per_sequence"
     assert validated["dataset"]["name"] == "synthetic_outfits"  # its results beside the default's
+
+
+def test_merge_config_merges_mappings_key_by_key_and_replaces_the_rest():
+    base = {"a": {"b": 1, "c": [1, 2]}, "d": 0}
+    merge_config(base, {"a": {"c": [3]}, "e": {"f": 2}})
+    assert base == {"a": {"b": 1, "c": [3]}, "d": 0, "e": {"f": 2}}

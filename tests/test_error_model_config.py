@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from patchpose.config import ConfigError, validate_config
+from patchpose.config import ConfigError, merge_config, validate_config
 from patchpose.updater.variants import error_model_fit, planned_pairs, updater_owner, updater_source, updater_sources
 from tests.conftest import REPO, default_config
-from tests.test_workflow_e2e import _merge
 
 TEST_ONLY = {"kind": "external", "file": "mine_test.npz"}
 
@@ -161,7 +160,7 @@ def test_an_error_model_with_nothing_to_fit_on_is_a_config_error():
 
 def test_the_updater_sources_file_validates_over_the_default():
     config = default_config()
-    _merge(config, yaml.safe_load((REPO / "config/updater_sources.yaml").read_text(encoding="utf-8")))
+    merge_config(config, yaml.safe_load((REPO / "config/updater_sources.yaml").read_text(encoding="utf-8")))
     validated = validate_config(config)
     assert validated["dataset"]["name"] == "synthetic"  # the default's results are reused, not rebuilt
     assert updater_sources(validated["baselines"]) == {"lifting": "own", "integral3d": "own",

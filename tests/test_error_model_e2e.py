@@ -9,13 +9,14 @@ import json
 import numpy as np
 import pytest
 
+from patchpose.config import merge_config
 from patchpose.dataset_format import open_dataset
 from patchpose.poses3d import read_predictions
 from patchpose.training import load_torch
 from patchpose.updater.error_model import read_error_model
 from tests.conftest import copy_workflow, run_snakemake, write_config
 from tests.test_updater_e2e import TINY_UPDATER
-from tests.test_workflow_e2e import _merge, _planned_jobs, _tiny_config
+from tests.test_workflow_e2e import _planned_jobs, _tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ CLAIMS = "results/synthetic/claims.json"  # the target: every planned pair refin
 
 def _config(mine_from: str = "lifting") -> dict:
     config = _tiny_config()
-    _merge(config, TINY_UPDATER)
+    merge_config(config, TINY_UPDATER)
     config["baselines"] = {
         "lifting": config["baselines"]["lifting"],
         "mine": {"kind": "external", "file": LIFTING_TEST, "updater": "error_model"},

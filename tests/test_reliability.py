@@ -29,7 +29,7 @@ from click.testing import CliRunner
 from patchpose import atomic
 from patchpose.cli import main
 from patchpose.cli.common import one_line
-from patchpose.config import ConfigError, validate_config
+from patchpose.config import ConfigError, merge_config, validate_config
 from patchpose.dataset_format import DatasetFormatError, open_dataset
 from patchpose.h36m.extract import extract_sequence
 from patchpose.h36m.layout import CAMERA_IDS, H36MLayoutError
@@ -54,7 +54,6 @@ from tests.conftest import copy_workflow, default_config, run_snakemake, write_c
 from tests.dataset_factory import T_POSE_MM, write_tiny_dataset
 from tests.h36m_fixture import make_poses, write_cdf
 from tests.test_updater_e2e import _config as _updater_config
-from tests.test_workflow_e2e import _merge
 
 LEFT_RIGHT = list(zip(H36M.left_joints, H36M.right_joints, strict=True))  # hips, knees, ankles, shoulders, ...
 
@@ -99,7 +98,7 @@ def test_a_human36m_dataset_without_its_root_is_one_config_error_naming_the_key(
 )
 def test_a_config_the_plan_refuses_stops_the_dry_run_naming_the_key(workflow_dir, change, expected):
     config = default_config()
-    _merge(config, change)
+    merge_config(config, change)
     write_config(workflow_dir, config)
     result = run_snakemake(workflow_dir, "-n")
     assert result.returncode != 0

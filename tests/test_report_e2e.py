@@ -20,6 +20,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from patchpose.config import merge_config
 from patchpose.dataset_format import open_dataset
 from patchpose.poses3d import write_predictions
 from patchpose.tables.layout import ACTION_COLUMNS, PAPER_ACTIONS
@@ -27,7 +28,7 @@ from patchpose.tables.numbers import read_tidy
 from tests.conftest import REPO, copy_workflow, skip_outside_ci, write_config
 from tests.test_tables import compile_latex
 from tests.test_updater_e2e import _config
-from tests.test_workflow_e2e import _merge, _planned_jobs
+from tests.test_workflow_e2e import _planned_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -67,7 +68,7 @@ def finished(tmp_path_factory):
 def _changed(directory: Path, changes: dict) -> dict:
     """The run's config (as the fixture wrote it: the snapshot's) with ``changes`` merged in."""
     config = yaml.safe_load((directory / "config.yaml").read_text(encoding="utf-8"))
-    _merge(config, changes)
+    merge_config(config, changes)
     return config
 
 

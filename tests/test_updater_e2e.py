@@ -9,12 +9,13 @@ import json
 import numpy as np
 import pytest
 
+from patchpose.config import merge_config
 from patchpose.dataset_format import open_dataset
 from patchpose.evaluation.frame_errors import read_frame_errors
 from patchpose.poses3d.files import read_predictions
 from patchpose.updater.variants import ABLATION_VARIANTS
 from tests.conftest import copy_workflow, run_snakemake, write_config
-from tests.test_workflow_e2e import _merge, _planned_jobs, _tiny_config
+from tests.test_workflow_e2e import _planned_jobs, _tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -34,8 +35,8 @@ PAIRS = [("lifting", "rgb_seg"), ("integral3d", "rgb_seg")] + [("lifting", varia
 
 def _config(changes: dict | None = None) -> dict:
     config = _tiny_config()
-    _merge(config, TINY_UPDATER)
-    _merge(config, changes or {})
+    merge_config(config, TINY_UPDATER)
+    merge_config(config, changes or {})
     return config
 
 

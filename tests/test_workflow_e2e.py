@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from patchpose.config import validate_config
+from patchpose.config import merge_config, validate_config
 from patchpose.dataset_format import open_dataset
 from patchpose.keypoints2d.stage import read_predictions
 from patchpose.metrics import per_frame_mpjpe, per_frame_pa_mpjpe
@@ -53,20 +53,12 @@ TINY_BASELINES = {
 }
 
 
-def _merge(base: dict, update: dict) -> None:
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-
-
 def _tiny_config(changes: dict | None = None, **world) -> dict:
     config = default_config()
     config["dataset"]["synthetic"].update(TINY, **world)
-    _merge(config, TINY_STAGE2)
-    _merge(config, TINY_BASELINES)
-    _merge(config, changes or {})
+    merge_config(config, TINY_STAGE2)
+    merge_config(config, TINY_BASELINES)
+    merge_config(config, changes or {})
     return config
 
 

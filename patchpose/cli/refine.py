@@ -61,9 +61,8 @@ def refine(model, patches, store, predictions, output, method, batch_size, threa
     unit and joint order converted), then refined by refine_split in the dataset's row order and written in
     the prediction format (mm, root-relative, the dataset's frame ids).
     """
-    import torch
+    import torch  # torch: this verb alone needs it
 
-    from patchpose.training import load_torch  # torch: this verb alone needs it
     from patchpose.updater.modalities import patch_source
     from patchpose.updater.stage import load_updater, refine_split
 
@@ -75,11 +74,8 @@ def refine(model, patches, store, predictions, output, method, batch_size, threa
         with step(f"importing {predictions}"):
             initial, report = import_file(predictions, store, dataset.split, settings, directory, "initial")
         with step(f"loading the updater {model}"):
-            payload = load_torch(model)
-            for key in ("modality", "variant", "bone_statistics", "model_settings"):
-                if key not in payload:
-                    raise InputError(f"{model}: not an updater model file (no {key!r})")
-            load_updater(model, torch.device("cpu"))  # weights that do not fit are refused before refining
+            # refuses a file that is no updater, or whose weights do not fit its network, before refining
+            _, payload = load_updater(model, torch.device("cpu"))
         modality, variant = payload["modality"], payload["variant"]
         if modality is not None and patches is None:
             raise InputError(
