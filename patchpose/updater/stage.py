@@ -224,7 +224,7 @@ def _network_inputs(images, frames, u_init, boxes, device):
 def load_updater(path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
     """The trained updater of a model file (eval mode, on ``device``) and its payload."""
     payload = load_torch(path)
-    for key in ("bone_statistics", "variant", "modality", "model_settings"):
+    for key in ("modality", "variant", "model_settings", "bone_statistics"):
         if key not in payload:
             raise ValueError(f"{path}: not an updater model file (no {key!r})")
     network = build_network(payload["model_settings"], payload["modality"], load_weights=False)
