@@ -94,3 +94,30 @@ def test_intervals_of_other_tables_are_refused(tmp_path):
     with pytest.raises(ValueError, match="average must be"):
         improvement_claim(initial, refined, improvement_intervals(initial, refined, resamples=50, seed=0),
                           average="Walking")  # fmt: skip
+
+
+def test_the_patches_add_to_the_pose_claim_compares_the_conditioned_updater_with_the_pose_only_control(tmp_path):
+    from patchpose.evaluation.refinement import compose_claims
+
+    pose_only = np.subtract(INITIAL, 1.0)
+    files = {
+        "pose_only": pose_only,
+        "rgb_seg": np.add(INITIAL, 1.0),
+        "rgb_seg_conditioned": np.subtract(pose_only, 3.0),
+    }
+    refined = {}
+    for variant, errors in files.items():
+        _table(tmp_path, f"{variant}.npz", errors)
+        refined[f"integral3d/{variant}"] = str(tmp_path / f"{variant}.npz")
+    claims = compose_claims(baseline_errors={}, refined_errors=refined, improvements={}, deciles={}, table1=[],
+                            ablation="integral3d", resamples=200, confidence=0.95, seed=0)  # fmt: skip
+    added = claims["patches add to the pose-only control"]
+    assert added["holds"] is True and added["improvement_mm"] == pytest.approx(3.0)
+    assert added["initial"].endswith("pose_only.npz") and added["refined"].endswith("rgb_seg_conditioned.npz")
+    assert added["claim"].startswith("integral3d: the conditioned updater (patches + U_init) beats the pose-only")
+    assert claims["patches beat the pose-only control"]["holds"] is False  # rgb_seg is 2 mm worse than pose_only
+    del refined["integral3d/rgb_seg_conditioned"]
+    assert "patches add to the pose-only control" not in compose_claims(
+        baseline_errors={}, refined_errors=refined, improvements={}, deciles={}, table1=[], ablation="integral3d",
+        resamples=200, confidence=0.95, seed=0,
+    )  # fmt: skip

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from patchpose.updater.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise_boxes, prepare_batch
+from patchpose.updater.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise_boxes, prepare_batch, recolouring
 from patchpose.updater.modalities import (
     MODALITIES,
     get_modality,
@@ -124,6 +124,51 @@ def test_prepare_batch_zooms_bilinearly_and_antialiases_only_when_downscaling():
     assert up[0, 0, 0].tolist()[0] == pytest.approx(lit, abs=1e-5)  # edge pixel replicated: the lit column
     with pytest.raises(ValueError, match="uint8"):
         prepare_batch(patches.float(), "uncropped_rgb", 4, "cpu")
+
+
+def test_recolouring_permutes_and_scales_each_frames_rgb_from_a_stream_of_its_own():
+    rows = np.array([5, 9, 2])
+    matrices = recolouring(np.random.default_rng(3), rows, True, 0.3)
+    assert tuple(matrices.shape) == (3, 3, 3) and matrices.dtype == torch.float32
+    for matrix in matrices.numpy():  # one positive gain per row, in a permuted column
+        assert (np.count_nonzero(matrix, axis=1) == 1).all() and (matrix >= 0).all()
+        assert sorted(np.flatnonzero(matrix.T.any(axis=1))) == [0, 1, 2]
+    # a frame's matrix does not depend on the rest of its batch (nor on a process's share of it)
+    alone = recolouring(np.random.default_rng(3), rows[1:2], True, 0.3)
+    torch.testing.assert_close(alone[0], matrices[1], rtol=0, atol=0)
+    assert not torch.equal(recolouring(np.random.default_rng(4), rows, True, 0.3), matrices)
+    shuffled_only = recolouring(np.random.default_rng(3), rows, True, 0.0).numpy()
+    assert set(np.unique(shuffled_only)) == {0.0, 1.0}
+    gains_only = recolouring(np.random.default_rng(3), rows, False, 0.3).numpy()
+    assert all(np.count_nonzero(m - np.diag(np.diag(m))) == 0 for m in gains_only)
+    assert recolouring(np.random.default_rng(3), rows, False, 0.0) is None
+    with pytest.raises(ValueError, match="gain_sigma must be >= 0"):
+        recolouring(np.random.default_rng(3), rows, True, -0.1)
+
+
+@pytest.mark.parametrize("name", list(MODALITIES))
+def test_prepare_batch_recolours_the_frames_rgb_and_never_the_segmentation(name):
+    modality = get_modality(name)
+    patches = torch.from_numpy(fake_patches(2, modality.num_patches, size=4))
+    swap = torch.tensor([[0.0, 0.0, 1.0], [0.0, 2.0, 0.0], [1.0, 0.0, 0.0]])  # R <- B, G doubled, B <- R
+    recolour = torch.stack([swap, torch.eye(3)])
+    plain, recoloured = (prepare_batch(patches, name, 4, "cpu", r) for r in (None, recolour))
+    torch.testing.assert_close(recoloured[1], plain[1], rtol=0, atol=0)  # frame 1: identity
+    c = modality.channels_per_patch
+    if modality.channels[0] >= 3:  # seg: labels, untouched
+        torch.testing.assert_close(recoloured, plain, rtol=0, atol=0)
+        return
+    raw = select_channels(patches.numpy(), name)[0].astype(float)  # frame 0, (P x c, R, R) 0..255
+    for patch in range(modality.num_patches):
+        r, g, b = (raw[patch * c + k, 0, 0] for k in range(3))
+        for k, value in enumerate((b, min(2 * g, 255), r)):
+            expected = (value / 255 - IMAGENET_MEAN[k]) / IMAGENET_STD[k]
+            assert float(recoloured[0, patch * c + k, 0, 0]) == pytest.approx(expected, abs=1e-5)
+        if c == 6:  # rgb_seg: the segmentation half of the patch as it was
+            torch.testing.assert_close(recoloured[0, patch * c + 3 : patch * c + 6],
+                                       plain[0, patch * c + 3 : patch * c + 6], rtol=0, atol=0)  # fmt: skip
+    with pytest.raises(ValueError, match="recolour must be"):
+        prepare_batch(patches, name, 4, "cpu", torch.eye(3)[None])
 
 
 def test_normalise_boxes_golden():

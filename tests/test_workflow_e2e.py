@@ -49,7 +49,8 @@ TINY_BASELINES = {
         "lifting": {"model": {"width": 16, "blocks": 1}, "training": {"max_epochs": 3, "patience": 1, "batch_size": 8}},
         "integral3d": {"model": {"depth_bins": 4}, "training": {"max_epochs": 2, "patience": 1, "batch_size": 8}},
     },
-    "updater": {"training": {"validation_subjects": ["S5"]}},
+    # lifting: the cheaper ablation baseline at this size (the tests' paths name it)
+    "updater": {"ablation_baseline": "lifting", "training": {"validation_subjects": ["S5"]}},
 }
 
 

@@ -11,6 +11,13 @@ deviation, ``(value / 255 - mean[c]) / std[c]``, what torchvision's ImageNet wei
 ``resnet``'s pretrained first convolution (``patchpose.updater.resnet``) sees inputs of the statistics it
 expects; the other networks see the same inputs. On CUDA the result is channels_last.
 
+Recolouring (training only, ``updater.training.augment``): before the normalisation, the frame's R, G, B in
+every patch of a frame are mixed by that frame's 3 x 3 matrix (``recolouring``: a random permutation of the
+channels and a random gain per channel), so clothing colours stop identifying the training subjects; the
+colour-coded segmentation channels are labels and are never touched. Each frame's matrix is drawn from its own
+stream (one draw of the batch's stream, then the frame's store row), so it does not depend on how a batch is
+split among training processes.
+
 Boxes: a patch store's ``box`` (N, P, 4) frame px (centre x, centre y, width, height) -> (N, P, 4) float32 in
 unit coordinates of the frame: the centre in [-1, 1] (``patchpose.augment.pixels_to_unit``, pixel centres at
 integers), width and height in the same unit (2 / frame side per px), so a box the size of the frame is 2.
@@ -27,7 +34,7 @@ import torch.nn.functional as F
 from patchpose.augment import pixels_to_unit
 from patchpose.updater.modalities import get_modality, select_channels
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "prepare_batch", "normalise_boxes", "read_boxes"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "recolouring", "prepare_batch", "normalise_boxes", "read_boxes"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation, per R, G, B
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -43,13 +50,34 @@ def _channel_affine(channels: tuple[int, ...], repeats: int, device: torch.devic
     return (1 / (255 * std)).view(-1, 1, 1), (-mean / std).view(-1, 1, 1)
 
 
-def prepare_batch(patches, modality: str, input_size: int, device: torch.device | str) -> torch.Tensor:
+def recolouring(rng: np.random.Generator, rows, channel_shuffle: bool, gain_sigma: float) -> torch.Tensor | None:
+    """(B, 3, 3) float32 matrices recolouring the frames ``rows`` (store rows) of a training batch, or None when
+    ``channel_shuffle`` is false and ``gain_sigma`` is 0. Frame i's matrix: diag(exp(gain_sigma x 3 standard
+    normal draws)) times a random permutation matrix (identity without ``channel_shuffle``), drawn from the
+    stream (one integer drawn from ``rng``, the frame's row): the same frame gets the same matrix whatever
+    the other frames of its batch or its process's share (module docstring)."""
+    if gain_sigma < 0:
+        raise ValueError(f"gain_sigma must be >= 0, got {gain_sigma}")
+    if not channel_shuffle and gain_sigma == 0:
+        return None
+    key = int(rng.integers(2**63 - 1))
+    matrices = np.empty((len(rows), 3, 3))
+    for i, row in enumerate(np.asarray(rows, dtype=np.int64)):
+        draws = np.random.default_rng([key, int(row)])
+        order = draws.permutation(3) if channel_shuffle else np.arange(3)
+        matrices[i] = np.exp(gain_sigma * draws.standard_normal(3))[:, None] * np.eye(3)[order]
+    return torch.as_tensor(matrices, dtype=torch.float32)
+
+
+def prepare_batch(patches, modality: str, input_size: int, device: torch.device | str,
+                  recolour: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
     """The network input of a batch of cached patches.
 
     patches: (B, P, 6, R, R) uint8 (torch tensor, pinned for an asynchronous copy, or numpy array) as
-    ``PatchStore.read`` returns them. Returns (B, C, S, S) float32 on ``device``, C = the modality's
-    channels (limb-major, ``select_channels``), S = ``input_size`` px, normalised as the module docstring
-    says; channels_last on CUDA.
+    ``PatchStore.read`` returns them. recolour: (B, 3, 3) from ``recolouring``, applied to the frame's R, G, B
+    of every patch (clipped to 0..255), or None. Returns (B, C, S, S) float32 on ``device``, C = the
+    modality's channels (limb-major, ``select_channels``), S = ``input_size`` px, normalised as the module
+    docstring says; channels_last on CUDA.
     """
     patches = torch.as_tensor(patches)
     if patches.dtype != torch.uint8:
@@ -60,7 +88,10 @@ def prepare_batch(patches, modality: str, input_size: int, device: torch.device 
     channels = get_modality(modality).channels
     images = select_channels(patches.to(device, non_blocking=True), modality)
     scale, offset = _channel_affine(channels, images.shape[1] // len(channels), device)
-    images = images.float() * scale + offset
+    images = images.float()
+    if recolour is not None:
+        images = _recolour(images, channels, recolour.to(device))
+    images = images * scale + offset
     size = images.shape[-1]
     if size != input_size:
         images = F.interpolate(images, size=(int(input_size), int(input_size)), mode="bilinear",
@@ -68,6 +99,22 @@ def prepare_batch(patches, modality: str, input_size: int, device: torch.device 
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
     return images
+
+
+def _recolour(images: torch.Tensor, channels: tuple[int, ...], recolour: torch.Tensor) -> torch.Tensor:
+    """(B, P x c, R, R) float 0..255 -> the same with each frame's R, G, B (channels 0-2 of the patch store)
+    mixed by its (3, 3) matrix; a modality without them (``seg``) is returned as it is."""
+    frame = [position for position, channel in enumerate(channels) if channel < 3]
+    if not frame:
+        return images
+    if frame != [0, 1, 2]:
+        raise ValueError(f"the frame's R, G, B must be a modality's first three channels, got {channels}")
+    batch, _, height, width = images.shape
+    if tuple(recolour.shape) != (batch, 3, 3):
+        raise ValueError(f"recolour must be (B={batch}, 3, 3), got {tuple(recolour.shape)}")
+    grouped = images.view(batch, -1, len(channels), height, width)
+    mixed = torch.einsum("bij,bpjhw->bpihw", recolour, grouped[:, :, :3]).clamp_(0, 255)
+    return torch.cat([mixed, grouped[:, :, 3:]], dim=2).view(batch, -1, height, width)
 
 
 def normalise_boxes(boxes_px: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:

@@ -13,9 +13,10 @@ device, ``patchpose.updater.inputs``), U_init (B, 48) and the limb boxes (B, P, 
 Training (``patchpose.fitting.fit``): the whole training split less the validation frames: every frame of
 ``training.validation_subjects`` (default: one training subject, so the kept epoch is the one that works for
 a person the updater has not seen, as on the test split) or, when that list is empty, ``validation_fraction``
-of the poses (all camera views of a pose together); ``training.schedule`` cosine or plateau (the paper: Adam, LR
-divided by 10 on a validation plateau); the best validation epoch's weights are kept. Checkpoints resume only
-for the same inputs (``provenance``).
+of the poses (all camera views of a pose together); each training frame's colours recoloured at random
+(``training.augment``, ``patchpose.updater.inputs.recolouring``; validation and refinement see them as they are);
+``training.schedule`` cosine or plateau (the paper: Adam, LR divided by 10 on a validation plateau); the best
+validation epoch's weights are kept. Checkpoints resume only for the same inputs (``provenance``).
 
 Calibration (``training.calibration``, ``patchpose.updater.calibration``): after training, factors in [0, 1] fitted
 by least squares on the validation frames scale the predicted ΔU (stored in the model file as ``calibration``).
@@ -44,7 +45,7 @@ from patchpose.poses3d.files import write_predictions
 from patchpose.poses3d.loading import load_for_store
 from patchpose.training import load_torch, select_device
 from patchpose.updater.calibration import calibration_factors
-from patchpose.updater.inputs import prepare_batch, read_boxes
+from patchpose.updater.inputs import prepare_batch, read_boxes, recolouring
 from patchpose.updater.loader import PatchBatches, PrefetchingMakeBatch, check_store
 from patchpose.updater.network import OUTPUTS, build_network
 from patchpose.updater.variants import get_variant, variant_settings
@@ -159,10 +160,12 @@ def _train_process(*, ranks: Ranks, dataset, initial, patches, variant: str, set
     held = validation_rows(store, settings["training"], seed, names)
     rows = np.setdiff1d(everything, held)
     size = model_settings["input_size"]
+    augment = settings["training"].get("augment", {"channel_shuffle": False, "gain_sigma": 0.0})
 
-    def build(batch, rng, device):  # batch: a PatchBatch of frames batch.positions (store rows)
+    def build(batch, rng, device):  # batch: a PatchBatch of frames batch.rows (store rows); rng None: evaluation
         frames = torch.as_tensor(batch.rows)
-        images = prepare_batch(batch.patches, modality, size, device)
+        recolour = None if rng is None else recolouring(rng, batch.rows, **augment)
+        images = prepare_batch(batch.patches, modality, size, device, recolour)
         return _network_inputs(images, frames, u_init, boxes, device), target[frames].to(device)
 
     loader = None
