@@ -129,3 +129,23 @@ def test_the_scale_out_arithmetic_names_a_missing_store(tmp_path):
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and not out.exists() and result.stdout == ""
     assert f"{tmp_path / 'nothing' / 'dataset' / 'train.zarr'}: missing" in result.stderr
+
+
+def test_the_depth_sign_benchmark_scores_a_perfect_and_a_depth_mirrored_prediction(tmp_path):
+    spec = importlib.util.spec_from_file_location("depth_sign", REPO / "benchmarks" / "baseline_depth_sign.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    (tmp_path / "dataset").mkdir()
+    store = open_dataset(write_tiny_dataset(tmp_path / "dataset/test.zarr", 40, split="test", seed=3))
+    truth = store.joints_3d - store.joints_3d[:, :1]
+    mirrored = truth * np.array([1.0, 1.0, -1.0])  # depth differences reversed (about the camera axis, not each ray)
+    for name, poses in (("perfect", truth), ("mirrored", mirrored)):
+        (tmp_path / "baselines" / name).mkdir(parents=True)
+        write_predictions(tmp_path / "baselines" / name / "test_poses_3d.npz", poses, store.frame_ids(), split="test",
+                          method=name)  # fmt: skip
+    names = module._default_names(tmp_path)
+    assert names == ["baselines/mirrored", "baselines/perfect"]
+    overall = {name: rows[-1] for name, rows in module.depth_sign_table(tmp_path, names)}
+    assert overall["baselines/perfect"].balanced_accuracy == 1.0 and overall["baselines/perfect"].count == 40 * 8
+    # the tiny world's limbs lie nearly across their rays, so the reversal about the z axis flips most, not all
+    assert overall["baselines/mirrored"].balanced_accuracy < 0.6
