@@ -118,6 +118,26 @@ def test_training_resumes_after_a_kill_to_the_same_weights_and_refines(split_fil
     assert not np.allclose(refined, initial, atol=1e-3)  # the updater did change the poses
 
 
+def test_the_recolouring_reaches_training_and_only_the_rgb_patches(split_files, tmp_path):
+    def weights(variant: str, augment: dict) -> dict:
+        settings = tiny_updater(variant, epochs=1)
+        settings["training"]["augment"] = augment
+        directory = tmp_path / f"{variant}-{augment['channel_shuffle']}-{augment['gain_sigma']}"
+        directory.mkdir()
+        train_updater(dataset=split_files["train"]["dataset"], initial=split_files["train"]["initial"],
+                      patches=split_files["train"]["patches"], variant=variant, settings=settings, seed=3,
+                      baseline="noisy", model_path=directory / "model.pt", checkpoint_path=directory / "ckpt.pt",
+                      curve_path=directory / "curve.csv")  # fmt: skip
+        return load_torch(directory / "model.pt")["model"]
+
+    def same(a: dict, b: dict) -> bool:
+        return all(torch.equal(a[name], b[name]) for name in a)
+
+    off, on = {"channel_shuffle": False, "gain_sigma": 0.0}, {"channel_shuffle": True, "gain_sigma": 0.3}
+    assert not same(weights("rgb_seg", off), weights("rgb_seg", on))
+    assert same(weights("seg", off), weights("seg", on))  # the colour-coded segmentation is never recoloured
+
+
 def test_refinement_does_not_depend_on_the_batch_size(split_files, tmp_path):
     _train(split_files, tmp_path, "rgb_seg")
     test = split_files["test"]
