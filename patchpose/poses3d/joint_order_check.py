@@ -73,7 +73,11 @@ def swap_gains(poses_mm: np.ndarray, ground_truth_mm: np.ndarray) -> tuple[np.nd
 
     Both inputs (N, 17, 3) mm, row ``i`` the same frame, any translation. The diagonals are -1 and 0.
     """
-    cross, own = _distances(poses_mm, ground_truth_mm)
+    return _swap_gains(*_distances(poses_mm, ground_truth_mm), ground_truth_mm)
+
+
+def _swap_gains(cross: np.ndarray, own: np.ndarray, ground_truth_mm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``swap_gains`` from the distances ``_distances`` gives."""
     truth = _centred(ground_truth_mm)
     apart = np.linalg.norm(truth[:, :, None] - truth[:, None, :], axis=-1)  # (N, 17, 17)
     gain = own[:, :, None] + own[:, None, :] - cross - cross.transpose(0, 2, 1)
@@ -100,11 +104,12 @@ def check_joint_order(path: str | os.PathLike, poses_mm: np.ndarray, ground_trut
     """
     rows = np.unique(np.linspace(0, poses_mm.shape[0] - 1, min(_MAX_FRAMES, poses_mm.shape[0])).round().astype(int))
     pred, truth = poses_mm[rows], ground_truth_mm[rows]
-    cost = np.linalg.norm(_centred(pred)[:, :, None] - _centred(truth)[:, None, :], axis=-1).mean(axis=0)
-    _, best = linear_sum_assignment(cost)  # cost (17 predicted, 17 true), mean over frames
+    cross, own = _distances(pred, truth)
+    cost = cross.mean(axis=0)  # (17 predicted, 17 true), mean over frames
+    _, best = linear_sum_assignment(cost)
     declared_mm = float(np.trace(cost) / cost.shape[0])
     best_mm = float(cost[np.arange(cost.shape[0]), best].mean())
-    median, better = swap_gains(pred, truth)
+    median, better = _swap_gains(cross, own, truth)
     upper = np.triu(np.ones_like(median, dtype=bool), k=1)
     j, k = np.unravel_index(np.argmax(np.where(upper, median, -np.inf)), median.shape)
     names = H36M.joint_names
@@ -128,7 +133,6 @@ def check_joint_order(path: str | os.PathLike, poses_mm: np.ndarray, ground_trut
         elif pairs:
             # the joints of the refused pairs that sit nearer another joint's true place than their own (a joint
             # in line between two moved ones can make a swap-like pair with either and still be in its place)
-            cross, own = _distances(pred, truth)
             elsewhere = (np.median(own[:, :, None] - cross, axis=0) > 0).any(axis=1)  # (17,)
             joints = sorted({j for pair in pairs for j in pair if elsewhere[j]} or set(flagged.ravel()))
             listed = [f"{names[a]}/{names[b]} ({better[a, b]:.0%} of the frames, {median[a, b]:.0%})" for a, b in pairs]
