@@ -1,7 +1,8 @@
 """The cue test: does a single limb patch of the synthetic world show which end of the limb is nearer?
 
 The synthetic world is rendered twice from the same seed, once with its local 3D cues (ring
-textures, directional shading) and once with both switched off (flat silhouettes); the poses,
+textures, directional shading, the light's falloff with the distance from the camera: ``depth_falloff``
+from config.yaml or ``--depth-falloff``) and once with all three switched off (flat silhouettes); the poses,
 cameras, backgrounds and noise are the same. Both conditions render the training subjects (S1 S5 S6
 S7 S8) and the test subjects (S9 S11) at the configured frame size. From every frame the eight arm and
 leg limbs are cut the paper's way around their ground-truth 2D endpoints
@@ -29,6 +30,7 @@ knowing only which limb it is gives). Train accuracy (no augmentation) shows how
 
 Run:  .venv/bin/python benchmarks/cue_test.py [--train-poses 50] [--test-poses 4] [--epochs 30]
                                               [--size 64] [--frame-size 128] [--seed 0] [--out DIR]
+                                              [--depth-falloff K]
 
 --train-poses is poses per training subject (x 5 subjects x 4 cameras frames, x 8 limbs patches),
 --test-poses poses per test subject and action (x 15 actions x 2 subjects x 4 cameras frames). The
@@ -75,7 +77,7 @@ from patchpose.synthetic.split import render_split  # noqa: E402
 from patchpose.visualize import annotate, tile  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-CONDITIONS = {"cues on": (True, True), "cues off": (False, False)}  # (texture_cue, shading_cue)
+CONDITIONS = {"cues on": True, "cues off": False}  # texture_cue, shading_cue and depth_falloff (on: --depth-falloff)
 SPLITS = ("train", "test")
 BATCH = 128
 LEARNING_RATE = 2e-3
@@ -87,14 +89,15 @@ log = logging.getLogger("cue_test")
 # ----------------------------------------------------------------------------------------------- data
 
 
-def _world(args: argparse.Namespace, texture: bool, shading: bool) -> dict:
+def _world(args: argparse.Namespace, cues: bool) -> dict:
     world = dict(load_config(REPO / "config.yaml")["dataset"]["synthetic"])
     world.update(
         frame_size=args.frame_size,
         train_poses_per_subject=args.train_poses,
         test_poses_per_action=args.test_poses,
-        texture_cue=texture,
-        shading_cue=shading,
+        texture_cue=cues,
+        shading_cue=cues,
+        depth_falloff=(world["depth_falloff"] if args.depth_falloff is None else args.depth_falloff) if cues else 0,
     )
     return world
 
@@ -315,9 +318,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="store directory (default: a temporary one)")
+    parser.add_argument(
+        "--depth-falloff", type=float, default=None,
+        help="the world's depth_falloff with the cues on (default: config.yaml's; 0: texture and shading only)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.size % 16:
         parser.error("--size must be a multiple of 16")
+    if args.depth_falloff is not None and not 0 <= args.depth_falloff <= 8:
+        parser.error("--depth-falloff must lie in 0..8")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
@@ -328,11 +337,10 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     try:
         samples: dict[str, dict[str, LimbDepthSamples]] = {}
-        for condition, (texture, shading) in CONDITIONS.items():
-            world = _world(args, texture, shading)
-            tag = (
-                f"{'on' if texture else 'off'}_f{args.frame_size}_tr{args.train_poses}_te{args.test_poses}_s{args.seed}"
-            )
+        for condition, cues in CONDITIONS.items():
+            world = _world(args, cues)
+            tag = f"{'on' if cues else 'off'}_k{world['depth_falloff']:g}_f{args.frame_size}"
+            tag += f"_tr{args.train_poses}_te{args.test_poses}_s{args.seed}"
             samples[condition] = {}
             for split in SPLITS:
                 path = _store(out, f"{split}_{tag}", split, world, args.seed, args.threads)

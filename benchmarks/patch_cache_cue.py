@@ -68,13 +68,15 @@ cv2.setNumThreads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 CUTS = ("bilinear", "cache")
-CONDITIONS = {"cues on": True, "cues off": False}  # texture_cue and shading_cue together
+CONDITIONS = {"cues on": True, "cues off": False}  # texture_cue, shading_cue and depth_falloff together
 
 
 def render(config: dict, args: argparse.Namespace, cues: bool) -> dict[str, np.ndarray]:
     """frames (N, F, F, 3) uint8, part_labels (N, F, F), joints_2d (N, 17, 2) crop px, joints_3d (N, 17, 3) mm."""
     synthetic = dict(config["dataset"]["synthetic"])
     synthetic.update(frame_size=args.frame_size, test_poses_per_action=args.poses, texture_cue=cues, shading_cue=cues)
+    if not cues:
+        synthetic["depth_falloff"] = 0
     world = world_params_for_split(synthetic, "test")
     plans = plan_split(world, "test")
     chosen = np.unique(np.linspace(0, len(plans) - 1, min(args.sequences, len(plans))).round().astype(int))

@@ -254,6 +254,33 @@ def test_rings_bend_toward_the_far_end_so_toward_and_away_differ() -> None:
     assert np.abs(images["toward"].astype(int) - images["away"].astype(int)).mean() > 5
 
 
+def test_the_light_falls_off_with_the_distance_from_the_camera_so_the_nearer_end_is_brighter() -> None:
+    # a plain limb, flat shading, running from 3000 mm (image bottom) to 3600 mm (image top) away
+    rays = pinhole_rays(128, 128, 600.0)
+    limb = Capsule((0.0, 250.0, 3000.0), (0.0, -300.0, 3600.0), 60.0, 3, GREY)
+    light = dict(direction=(0.0, 0.0, -1.0), ambient=0.3, diffuse=0.7)
+
+    def draw(lighting):
+        return render([limb], rays, lighting, None, np.random.default_rng(0), FLAT)
+
+    plain, same = draw(Lighting(**light)), draw(Lighting(**light, falloff=0.0, reference_mm=1.0))
+    lit = draw(Lighting(**light, falloff=4.0, reference_mm=3300.0))
+    assert np.array_equal(same.rgb, plain.rgb)  # no falloff: the renderer of before, whatever the reference
+    assert np.array_equal(lit.depth, plain.depth) and np.array_equal(lit.labels, plain.labels)
+    hit = lit.primitive >= 0
+    distance = _points(lit, rays)[hit]
+    distance = np.linalg.norm(distance, axis=1)
+    expected = plain.rgb[hit][:, 0].astype(float) * (3300.0 / distance) ** 4
+    assert np.abs(lit.rgb[hit][:, 0] - np.clip(expected, 0, 255)).max() <= 1.0  # rounding only
+    rows = np.flatnonzero(hit.any(axis=1))
+    bottom, top = lit.rgb[rows[-8], 64, 0], lit.rgb[rows[8], 64, 0]  # near end, far end
+    assert int(bottom) - int(top) > 40, (bottom, top)
+    with pytest.raises(ValueError, match="falloff"):
+        Lighting(**light, falloff=-1.0)
+    with pytest.raises(ValueError, match="reference_mm"):
+        Lighting(**light, falloff=2.0, reference_mm=0.0)
+
+
 def test_limb_ends_carry_no_colour_of_their_own() -> None:
     rays = pinhole_rays(160, 160, 0.85 * 160 * 2.0)
     for seed in range(4):

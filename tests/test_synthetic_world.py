@@ -16,7 +16,7 @@ from patchpose.orientation import bone_lengths
 from patchpose.synthetic.params import world_params_for_split
 from patchpose.synthetic.plan import plan_split
 from patchpose.synthetic.split import render_split
-from patchpose.synthetic.world import make_world_subject, sequence_scenes
+from patchpose.synthetic.world import make_world_subject, scene_conditions, sequence_scenes
 from tests.conftest import default_config
 
 
@@ -97,9 +97,27 @@ def test_subjects_differ_in_proportions(train_store):
 
 def test_cues_switch_changes_pixels_not_geometry(tmp_path):
     on = open_dataset(_render(tmp_path, "test", "on"))
-    off = open_dataset(_render(tmp_path, "test", "off", texture_cue=False, shading_cue=False))
+    off = open_dataset(_render(tmp_path, "test", "off", texture_cue=False, shading_cue=False, depth_falloff=0))
     assert np.array_equal(on.joints_2d, off.joints_2d)
     assert np.array_equal(on.read_part_labels([0, 1]), off.read_part_labels([0, 1]))
+    assert not np.array_equal(on.read_frames([0, 1]), off.read_frames([0, 1]))
+
+
+def test_depth_falloff_lights_the_frame_from_the_camera_with_the_exposure_on_the_pelvis(tmp_path):
+    worlds = {k: world_params_for_split(tiny_world(depth_falloff=k), "test") for k in (0, 4)}
+    assert worlds[4]["depth_falloff"] == 4  # a split's params carry it: a change re-renders
+    plan = plan_split(worlds[0], "test")[0]
+    scenes = {k: next(iter(sequence_scenes(plan, world, 0))) for k, world in worlds.items()}
+    conditions = {k: scene_conditions(scenes[k], worlds[k]) for k in worlds}
+    light = {k: c[0] for k, c in conditions.items()}
+    assert light[0].falloff == 0 and light[4].falloff == 4
+    assert light[4].reference_mm == pytest.approx(np.linalg.norm(scenes[4].joints_cam[0]))
+    # the falloff draws nothing: the light, background and noise are the frame's whatever its value
+    assert np.array_equal(light[0].direction, light[4].direction) and light[0].noise_sigma == light[4].noise_sigma
+    assert np.array_equal(conditions[0][1], conditions[4][1])
+    off = open_dataset(_render(tmp_path, "test", "k0", depth_falloff=0))
+    on = open_dataset(_render(tmp_path, "test", "k4", depth_falloff=4))
+    assert np.array_equal(on.joints_2d, off.joints_2d)
     assert not np.array_equal(on.read_frames([0, 1]), off.read_frames([0, 1]))
 
 

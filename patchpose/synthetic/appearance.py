@@ -226,6 +226,10 @@ class Lighting:
     direction: (3,) unit vector from the surface toward a directional light, camera frame.
     ambient, diffuse: shading = ambient + diffuse * max(0, n . direction) (flat: ambient + 0.6 diffuse).
     dim: global brightness factor (1 normal, < 1 a dim frame). noise_sigma: sensor noise, 8-bit units.
+    falloff, reference_mm: the light on a surface point at distance r (mm) from the camera centre is
+    scaled by (reference_mm / r) ** falloff: the lights stand by the camera and the exposure is set for
+    a point ``reference_mm`` away (the subject). 0 (default): no falloff; 2: a point lamp at the camera.
+    The background is a picture and is not scaled.
     """
 
     direction: np.ndarray
@@ -233,6 +237,8 @@ class Lighting:
     diffuse: float = 0.7
     dim: float = 1.0
     noise_sigma: float = 0.0
+    falloff: float = 0.0
+    reference_mm: float = 5000.0
 
     def __post_init__(self) -> None:
         direction = _f3(self.direction, "Lighting.direction")
@@ -241,6 +247,11 @@ class Lighting:
         object.__setattr__(self, "direction", direction)
         if min(self.ambient, self.diffuse, self.noise_sigma) < 0 or not 0 < self.dim <= 1:
             raise ValueError("Lighting needs ambient, diffuse, noise_sigma >= 0 and 0 < dim <= 1")
+        finite = np.isfinite(self.falloff) and np.isfinite(self.reference_mm)
+        if not (finite and self.falloff >= 0 and self.reference_mm > 0):
+            raise ValueError(
+                f"Lighting needs a finite falloff >= 0 and reference_mm > 0, got {self.falloff}, {self.reference_mm}"
+            )
 
 
 def sample_lighting(

@@ -24,6 +24,7 @@ SHARED_KEYS = (
     "noise_sigma",
     "texture_cue",
     "shading_cue",
+    "depth_falloff",
     "clutter",
     "placement_radius_mm",
     "outfits",

@@ -7,8 +7,9 @@ in square tiles, each tile bounded by a cone of rays; each primitive is covered 
 spheres and is intersected exactly only on the tiles whose cone can reach one of its spheres.
 The nearest hit wins every pixel (z-buffer), then only the winners are shaded: Lambertian
 (ambient + diffuse * max(0, n . l)) times the material's albedo, whose rings/stripes are a
-function of the hit point's coordinate along the primitive's texture axis. A global dim factor
-and gaussian sensor noise follow. Part labels are the nearest primitive's part id.
+function of the hit point's coordinate along the primitive's texture axis, times the light's
+falloff with the distance from the camera (``Lighting.falloff``). A global dim factor and gaussian
+sensor noise follow. Part labels are the nearest primitive's part id.
 """
 
 from __future__ import annotations
@@ -242,9 +243,11 @@ def render(primitives, rays, lighting: Lighting, background: np.ndarray | None, 
                 albedo = np.broadcast_to(prim.material.colour, (pix.size, 3))
             if cues.shading:
                 shade = lighting.ambient + lighting.diffuse * np.maximum(normals @ light, 0.0)
-                colour[pix] = albedo * shade[:, None]
             else:
-                colour[pix] = albedo * (lighting.ambient + FLAT_SHADING * lighting.diffuse)
+                shade = np.full(pix.size, lighting.ambient + FLAT_SHADING * lighting.diffuse)
+            if lighting.falloff > 0:  # t is the distance from the camera centre: the rays are unit vectors
+                shade = shade * (lighting.reference_mm / t) ** lighting.falloff
+            colour[pix] = albedo * shade[:, None]
     primitive = rays.to_image(winner)
     hit = primitive >= 0
     image = rays.to_image(colour) * np.float32(255.0 * lighting.dim)

@@ -26,7 +26,7 @@ action, subaction, camera, pose)`` (so they never change the frame's other draws
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -141,7 +141,9 @@ def scene_primitives(scene: FrameScene) -> list:
 
 
 def scene_conditions(scene: FrameScene, world: dict[str, Any]):
-    """Draw the frame's lighting and background from its stream; returns (lighting, background, cues)."""
+    """Draw the frame's lighting and background from its stream; returns (lighting, background, cues).
+    The light falls off as ``world["depth_falloff"]`` powers of the distance from the camera, the exposure
+    set for the subject's pelvis, joint 0 (no draw: the stream is the same for every falloff)."""
     size = world["frame_size"]
     lighting = sample_lighting(
         scene.rng,
@@ -149,6 +151,8 @@ def scene_conditions(scene: FrameScene, world: dict[str, Any]):
         dim_fraction=world["dim_light_fraction"],
         noise_sigma_range=(world["noise_sigma"], world["noise_sigma"]),
     )
+    pelvis_mm = float(np.linalg.norm(scene.joints_cam[0]))
+    lighting = replace(lighting, falloff=float(world["depth_falloff"]), reference_mm=pelvis_mm)
     if world["clutter"]:
         background = make_background(size, size, scene.rng)
     else:
