@@ -30,7 +30,7 @@ knowing only which limb it is gives). Train accuracy (no augmentation) shows how
 
 Run:  .venv/bin/python benchmarks/cue_test.py [--train-poses 50] [--test-poses 4] [--epochs 30]
                                               [--size 64] [--frame-size 128] [--seed 0] [--out DIR]
-                                              [--depth-falloff K]
+                                              [--depth-falloff K] [--rule-only]
 
 --train-poses is poses per training subject (x 5 subjects x 4 cameras frames, x 8 limbs patches),
 --test-poses poses per test subject and action (x 15 actions x 2 subjects x 4 cameras frames). The
@@ -70,6 +70,7 @@ from patchpose.synthetic.cue_data import (  # noqa: E402
     LimbDepthSamples,
     accuracy_by_elevation,
     balanced_accuracy,
+    brighter_end_guesses,
     limb_depth_samples,
 )
 from patchpose.synthetic.params import world_params_for_split  # noqa: E402
@@ -272,6 +273,40 @@ def print_table(test_set: LimbDepthSamples, predictions: dict[str, np.ndarray], 
     print(f"{'chance':>10} {'':6} {'':8}" + "".join(f" | {'':>13} {50.0:7.1f}" for _ in names) + f" | {50.0:18.1f}")
 
 
+def rule_guesses(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed brighter-end rule on every arm/leg limb of a store, in ``limb_depth_samples``' order:
+    guesses (M,) and valid (M,) bool (``cue_data.brighter_end_guesses``: ground-truth part masks)."""
+    store = open_dataset(path)
+    guesses, valid = [], []
+    for start in range(0, store.num_frames, 256):
+        rows = list(range(start, min(start + 256, store.num_frames)))
+        g, v = brighter_end_guesses(store.read_frames(rows), store.read_part_labels(rows), store.joints_2d[rows])
+        guesses.append(g.reshape(-1))
+        valid.append(v.reshape(-1))
+    return np.concatenate(guesses), np.concatenate(valid)
+
+
+def rule_table(test_set: LimbDepthSamples, rules: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Per elevation bin: the share of limbs the rule can read (both ends visible) and its balanced
+    accuracy on them, per condition."""
+    header = f"{'elevation':>10} {'n':>6}" + "".join(f" | {name + ' read%':>14} {'bal.acc':>7}" for name in rules)
+    print(header)
+    print("-" * len(header))
+    edges = ELEVATION_BINS
+    bins = [(edges[b], edges[b + 1]) for b in range(len(edges) - 1)] + [(edges[0], edges[-1])]
+    for index, (low, high) in enumerate(bins):
+        last = index >= len(edges) - 2
+        in_bin = (test_set.elevation_deg >= low) & ((test_set.elevation_deg <= high) if last else
+                                                    (test_set.elevation_deg < high))  # fmt: skip
+        label = "all" if index == len(bins) - 1 else f"{low:.0f}-{high:.0f}"
+        line = f"{label:>10} {in_bin.sum():6d}"
+        for guesses, valid in rules.values():
+            read = in_bin & valid
+            share = read.sum() / max(in_bin.sum(), 1)
+            line += f" | {_pct(share):>14} {_pct(balanced_accuracy(guesses[read], test_set.toward[read])):>7}"
+        print(line)
+
+
 def per_limb_table(test_set: LimbDepthSamples, predictions: dict[str, np.ndarray]) -> None:
     print(f"{'limb':>28} {'n':>5} {'toward%':>8}" + "".join(f" {name + ' bal.acc':>17}" for name in predictions))
     for k in np.unique(test_set.limb):
@@ -318,6 +353,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="store directory (default: a temporary one)")
+    parser.add_argument("--rule-only", action="store_true", help="render and print the fixed rule's table; no training")
     parser.add_argument(
         "--depth-falloff", type=float, default=None,
         help="the world's depth_falloff with the cues on (default: config.yaml's; 0: texture and shading only)",
@@ -337,6 +373,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     try:
         samples: dict[str, dict[str, LimbDepthSamples]] = {}
+        rules: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for condition, cues in CONDITIONS.items():
             world = _world(args, cues)
             tag = f"{'on' if cues else 'off'}_k{world['depth_falloff']:g}_f{args.frame_size}"
@@ -345,6 +382,8 @@ def main() -> None:
             for split in SPLITS:
                 path = _store(out, f"{split}_{tag}", split, world, args.seed, args.threads)
                 split_samples = limb_depth_samples(path, out_size=args.size)
+                if split == "test":
+                    rules[condition] = rule_guesses(path)
                 if split == "train":  # hold out the last training subject for model selection
                     subject = open_dataset(path).subject_names()[split_samples.frame]
                     held_out = subject == world["train_subjects"][-1]
@@ -356,6 +395,12 @@ def main() -> None:
         for split in SPLITS:  # same seed -> same poses: the conditions differ only in their pixels
             assert np.array_equal(first[split].toward, samples["cues off"][split].toward)
         example_grid(out / "cue_examples.png", {c: samples[c]["test"] for c in CONDITIONS}, args.seed)
+        print()
+        print("A fixed rule, no learning: the brighter end of the limb (its own ground-truth part pixels) is the")
+        print("nearer one. Test subjects, by elevation (deg); read% = limbs with both ends visible:")
+        rule_table(first["test"], rules)
+        if args.rule_only:
+            return
 
         predictions, train_accuracy, train_seconds, histories, selected = {}, {}, {}, {}, {}
         for condition in CONDITIONS:

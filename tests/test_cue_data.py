@@ -17,6 +17,7 @@ from patchpose.synthetic.cue_data import (
     ARM_LEG_LIMBS,
     accuracy_by_elevation,
     balanced_accuracy,
+    brighter_end_guesses,
     limb_depth_labels,
     limb_depth_samples,
     limb_patches,
@@ -207,3 +208,32 @@ def test_samples_from_arrays_match_warp_crop():
     patches, _ = limb_patches(frames, joints_2d, (2,))
     np.testing.assert_array_equal(samples.patches, patches[:, 0])
     assert warp_crop(frames[0], np.eye(2, 3), 8).shape == (8, 8, 3)
+
+
+def test_the_brighter_end_rule_reads_the_limb_s_own_pixels_end_against_end():
+    # one 40 px frame, the left lower arm from (8, 20) (elbow, parent) to (32, 20) (wrist, child): a 4-px-high
+    # band of its part whose brightness rises toward the wrist, a brighter other part beside it at the elbow
+    size, limb = 40, LOWER_ARM_LIMB
+    joints = np.full((1, 17, 2), 2.0)
+    joints[0, LEFT_ELBOW], joints[0, H36M.joint_index("left_wrist")] = (8.0, 20.0), (32.0, 20.0)
+    labels = np.zeros((1, size, size), np.uint8)
+    labels[0, 18:22, 8:33] = LIMB_PART[limb]
+    labels[0, 10:14, 0:14] = LIMB_PART[limb] + 1 if LIMB_PART[limb] + 1 < len(PART_NAMES) else 1
+    ramp = np.broadcast_to(np.linspace(60, 120, size)[None, :, None], (size, size, 3))
+    frames = np.zeros((1, size, size, 3), np.uint8)
+    frames[0] = np.where((labels[0] == LIMB_PART[limb])[..., None], ramp, 250).astype(np.uint8)
+    guesses, valid = brighter_end_guesses(frames, labels, joints, limbs=[limb])
+    assert guesses.shape == valid.shape == (1, 1) and valid[0, 0] and guesses[0, 0]  # wrist brighter: toward
+    flipped = frames[:, :, ::-1].copy()  # brightness now falls toward the wrist; the other part stays bright
+    guesses, valid = brighter_end_guesses(flipped, labels, joints, limbs=[limb])
+    assert valid[0, 0] and not guesses[0, 0]
+    hidden = labels.copy()
+    hidden[0, :, 22:] = 0  # the wrist end (the last 40% of the segment) is covered by something else: no guess
+    guesses, valid = brighter_end_guesses(frames, hidden, joints, limbs=[limb])
+    assert not valid[0, 0] and not guesses[0, 0]
+    with pytest.raises(ValueError, match="part_labels"):
+        brighter_end_guesses(frames, labels[:, :-1], joints)
+    with pytest.raises(ValueError, match="joints_2d"):
+        brighter_end_guesses(frames, labels, joints[:, :16])
+    with pytest.raises(ValueError, match="end_fraction"):
+        brighter_end_guesses(frames, labels, joints, end_fraction=0.7)

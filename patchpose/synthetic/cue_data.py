@@ -48,6 +48,7 @@ __all__ = [
     "limb_depth_labels",
     "limb_patches",
     "limb_depth_samples",
+    "brighter_end_guesses",
     "balanced_accuracy",
     "accuracy_by_elevation",
 ]
@@ -196,6 +197,57 @@ def limb_depth_samples(
         endpoints=np.concatenate(endpoints),
         toward_z=toward_z.reshape(-1),
     )
+
+
+def brighter_end_guesses(
+    frames: np.ndarray,
+    part_labels: np.ndarray,
+    joints_2d: np.ndarray,
+    limbs: Sequence[int] = ARM_LEG_LIMBS,
+    end_fraction: float = 0.4,
+    min_pixels: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed rule, no learning: the end of the limb whose own pixels are brighter is the nearer one.
+
+    For limb ``k`` of each frame, the pixels labelled with the limb's part (``part_labels``, ground truth)
+    are split by their projection onto the 2D segment parent -> child: those within ``end_fraction`` of
+    the segment from the parent and those within ``end_fraction`` of it from the child. The guess is
+    ``toward`` (child nearer) when the child end's mean luminance (mean of R, G, B) is the higher.
+    frames: (N, H, W, 3) uint8; part_labels: (N, H, W); joints_2d: (N, 17, 2) frame px.
+    Returns guesses (N, L) bool and valid (N, L) bool: False where either end has fewer than
+    ``min_pixels`` of the limb's pixels (hidden, or a limb shorter than 2 px), whose guess is False.
+    """
+    frames, part_labels = np.asarray(frames), np.asarray(part_labels)
+    joints_2d = np.asarray(joints_2d, dtype=np.float64)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or part_labels.shape != frames.shape[:3]:
+        raise ValueError(f"frames (N, H, W, 3) and part_labels (N, H, W) must match, got {frames.shape}, "
+                         f"{part_labels.shape}")  # fmt: skip
+    if joints_2d.shape != (len(frames), H36M.num_joints, 2):
+        raise ValueError(f"joints_2d must be ({len(frames)}, {H36M.num_joints}, 2), got {joints_2d.shape}")
+    if not 0 < end_fraction <= 0.5:
+        raise ValueError(f"end_fraction must lie in (0, 0.5], got {end_fraction}")
+    limbs = _check_limbs(limbs)
+    ys, xs = np.mgrid[0 : frames.shape[1], 0 : frames.shape[2]].astype(np.float64)
+    guesses = np.zeros((len(frames), len(limbs)), dtype=bool)
+    valid = np.zeros_like(guesses)
+    for n in range(len(frames)):
+        luminance = frames[n].astype(np.float64).mean(axis=-1)
+        for j, k in enumerate(limbs):
+            parent, child = joints_2d[n, H36M.limb_parents[k]], joints_2d[n, H36M.limb_children[k]]
+            axis = child - parent
+            length2 = float(axis @ axis)
+            mine = part_labels[n] == LIMB_PART[k]
+            if length2 < 4.0 or not mine.any():
+                continue
+            t = ((xs[mine] - parent[0]) * axis[0] + (ys[mine] - parent[1]) * axis[1]) / length2
+            values = luminance[mine]
+            near_parent = values[(t >= 0.0) & (t <= end_fraction)]
+            near_child = values[(t >= 1.0 - end_fraction) & (t <= 1.0)]
+            if min(near_parent.size, near_child.size) < min_pixels:
+                continue
+            valid[n, j] = True
+            guesses[n, j] = near_child.mean() > near_parent.mean()
+    return guesses, valid
 
 
 @dataclass(frozen=True)
