@@ -22,7 +22,7 @@ Each limb box is cut three ways (RGB, ``--size``² px):
 Printed per sampling step s (frame px per patch px) and, for the downscaled boxes, per elevation bin:
 
 * PSNR (dB) of the cut against the reference, cues on;
-* cue SNR (dB): the cue is the difference cues on - cues off of the same cut (the rings and the shading,
+* cue SNR (dB): the cue is the difference cues on - cues off of the same cut (the rings, the shading and the falloff,
   without what both share); 10 log10(sum |reference cue|² / sum |cut cue - reference cue|²): how much of
   the cue the cut keeps undistorted;
 * ring band: the cut cue's energy above half the patch's Nyquist frequency (radial frequency 1/4..1/2
