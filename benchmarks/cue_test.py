@@ -98,8 +98,11 @@ def _world(args: argparse.Namespace, cues: bool) -> dict:
         test_poses_per_action=args.test_poses,
         texture_cue=cues,
         shading_cue=cues,
-        depth_falloff=(world["depth_falloff"] if args.depth_falloff is None else args.depth_falloff) if cues else 0,
     )
+    if not cues:
+        world["depth_falloff"] = 0
+    elif args.depth_falloff is not None:
+        world["depth_falloff"] = args.depth_falloff
     return world
 
 
@@ -292,18 +295,13 @@ def rule_table(test_set: LimbDepthSamples, rules: dict[str, tuple[np.ndarray, np
     header = f"{'elevation':>10} {'n':>6}" + "".join(f" | {name + ' read%':>14} {'bal.acc':>7}" for name in rules)
     print(header)
     print("-" * len(header))
-    edges = ELEVATION_BINS
-    bins = [(edges[b], edges[b + 1]) for b in range(len(edges) - 1)] + [(edges[0], edges[-1])]
-    for index, (low, high) in enumerate(bins):
-        last = index >= len(edges) - 2
-        in_bin = (test_set.elevation_deg >= low) & ((test_set.elevation_deg <= high) if last else
-                                                    (test_set.elevation_deg < high))  # fmt: skip
-        label = "all" if index == len(bins) - 1 else f"{low:.0f}-{high:.0f}"
-        line = f"{label:>10} {in_bin.sum():6d}"
-        for guesses, valid in rules.values():
-            read = in_bin & valid
-            share = read.sum() / max(in_bin.sum(), 1)
-            line += f" | {_pct(share):>14} {_pct(balanced_accuracy(guesses[read], test_set.toward[read])):>7}"
+    every = accuracy_by_elevation(test_set.toward, test_set.toward, test_set.elevation_deg)  # counts per bin
+    read = [accuracy_by_elevation(g[v], test_set.toward[v], test_set.elevation_deg[v]) for g, v in rules.values()]
+    for index, row in enumerate(every):
+        label = "all" if index == len(every) - 1 else f"{row.low:.0f}-{row.high:.0f}"
+        line = f"{label:>10} {row.count:6d}"
+        for stats in read:
+            line += f" | {_pct(stats[index].count / max(row.count, 1)):>14} {_pct(stats[index].balanced_accuracy):>7}"
         print(line)
 
 
