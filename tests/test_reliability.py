@@ -50,7 +50,7 @@ from patchpose.synthetic.plan import plan_split
 from patchpose.synthetic.world import sequence_scenes
 from patchpose.training import load_torch, save_torch
 from tests import test_h36m_extract as h36m
-from tests.conftest import copy_workflow, default_config, run_snakemake, write_config
+from tests.conftest import HANG_LIMIT, copy_workflow, default_config, run_snakemake, write_config
 from tests.dataset_factory import T_POSE_MM, write_tiny_dataset
 from tests.h36m_fixture import make_poses, write_cdf
 from tests.test_updater_e2e import _config as _updater_config
@@ -476,7 +476,7 @@ def _start(directory: Path, *args: str) -> subprocess.Popen:
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
 
-def _kill_when(process: subprocess.Popen, found, what: str, timeout: float = 900) -> Path:
+def _kill_when(process: subprocess.Popen, found, what: str, timeout: float = HANG_LIMIT) -> Path:
     """Poll (every 10 ms) until ``found()`` gives a path, then SIGKILL Snakemake's whole process group."""
     deadline = time.monotonic() + timeout
     try:
@@ -622,7 +622,7 @@ def _read_only(directory: Path, command: str, cwd: Path) -> subprocess.Completed
     namespace: for this command alone, as a read-only file system would be (root's chmod would not stop it)."""
     script = f"mount --bind '{directory}' '{directory}' && mount -o remount,ro,bind '{directory}' && exec {command}"
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+                          capture_output=True, text=True, timeout=HANG_LIMIT)  # fmt: skip
 
 
 @pytest.mark.slow

@@ -25,7 +25,7 @@ from patchpose.dataset_format import open_dataset
 from patchpose.poses3d import write_predictions
 from patchpose.tables.layout import ACTION_COLUMNS, PAPER_ACTIONS
 from patchpose.tables.numbers import read_tidy
-from tests.conftest import REPO, copy_workflow, skip_outside_ci, write_config
+from tests.conftest import HANG_LIMIT, REPO, copy_workflow, skip_outside_ci, write_config
 from tests.test_tables import compile_latex
 from tests.test_updater_e2e import _config
 from tests.test_workflow_e2e import _planned_jobs
@@ -49,7 +49,7 @@ def _snakemake(directory: Path, *args: str) -> subprocess.CompletedProcess:
     digests are those of the copy (a code edit is made there) and the run is a snapshot of the code."""
     env = {**os.environ, "PYTHONPATH": f"{directory}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=directory,
-                            capture_output=True, text=True, timeout=900, env=env)  # fmt: skip
+                            capture_output=True, text=True, timeout=HANG_LIMIT, env=env)  # fmt: skip
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
     return result
 
@@ -188,7 +188,7 @@ def report(finished):
     command = [sys.executable, "-m", "snakemake", "--report", "report.html"]
     env = {**os.environ, "PYTHONPATH": f"{finished}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     result = subprocess.run((["unshare", "-n"] if offline else []) + command, cwd=finished, capture_output=True,
-                            text=True, timeout=600, env=env)  # fmt: skip
+                            text=True, timeout=HANG_LIMIT, env=env)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return {"path": finished / "report.html", "offline": bool(offline)}
 

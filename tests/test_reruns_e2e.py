@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from patchpose.training import load_torch
-from tests.conftest import REPO, copy_workflow, run_snakemake, write_config
+from tests.conftest import HANG_LIMIT, REPO, copy_workflow, run_snakemake, write_config
 from tests.test_workflow_e2e import _planned_jobs, _tiny_config
 
 pytestmark = pytest.mark.slow
@@ -74,7 +74,7 @@ def _snakemake_with_package(directory: Path, *args: str) -> subprocess.Completed
     environment = {**os.environ, "PYTHONPATH": f"{directory}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", *args],
-        cwd=directory, capture_output=True, text=True, timeout=900, env=environment,
+        cwd=directory, capture_output=True, text=True, timeout=HANG_LIMIT, env=environment,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     return result

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, copy_workflow, skip_outside_ci, write_config
+from tests.conftest import HANG_LIMIT, REPO, copy_workflow, skip_outside_ci, write_config
 from tests.test_workflow_e2e import _tiny_config
 
 TRAINING_RULES = {"train_keypoints2d_fold", "train_segmentation_fold", "train_baseline_fold", "train_updater"}
@@ -34,7 +34,7 @@ GRES_CONF = Path("/etc/slurm/gres.conf")
 MUNGE_PID_FILE = Path("/run/munge/munged.pid")
 SLURMCTLD_PORT, SLURMD_PORT = 6817, 6818
 PARTITION = "patchpose-test"  # not the cluster's default: jobs only land here if the partition override works
-RUN_TIMEOUT = 900  # s, a hard limit on one Snakemake run (the whole tiny config took ~6 min on 2 cores)
+RUN_TIMEOUT = HANG_LIMIT  # s, a hard limit on one Snakemake run (the whole tiny config: ~6 min on 2 cores)
 
 
 # --- what the rules declare, and what the slurm profile asks for (no SLURM needed) ---
