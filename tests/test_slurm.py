@@ -138,8 +138,9 @@ SchedulerType=sched/backfill
 MpiDefault=none
 ReturnToService=2
 KillWait=5
-# finished jobs stay visible to squeue (the status command without slurmdbd) and scontrol for 10 minutes
-MinJobAge=600
+# finished jobs stay visible to squeue (the status command without slurmdbd) and scontrol for longer than one
+# run may take, so the test can read every job's record after the whole tiny config ran (19 min on a slow machine)
+MinJobAge={2 * HANG_LIMIT}
 # the node claims what slurm.conf says; memory is not enforced (no cgroups), so RealMemory only has to hold
 # the rules' mem_mb (the plugin always passes --mem)
 SlurmdParameters=config_overrides
