@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from tests.conftest import HANG_LIMIT, REPO, copy_workflow, skip_outside_ci, write_config
-from tests.test_workflow_e2e import _tiny_config
+from tests.test_updater_e2e import _config as _updater_config
 
 TRAINING_RULES = {"train_keypoints2d_fold", "train_segmentation_fold", "train_baseline_fold", "train_updater"}
 SLURM_PROGRAMS = "munged munge unmunge runuser slurmctld slurmd sbatch srun squeue scontrol scancel".split()
@@ -380,11 +380,14 @@ def _assert_ran_in_slurm(cluster: LocalSlurm, slurm_id: str, comment: str, state
 
 @pytest.fixture(scope="module")
 def slurm_workflow(slurm, tmp_path_factory):
-    """A copy of the workflow with the tiny config and the test cluster's profile overrides (shared: the retry test
+    """A copy of the workflow with the tiny config (tiny updaters, Table 1's only: the whole config is ~50 jobs, each
+    paying a Snakemake start-up in its SLURM job) and the test cluster's profile overrides (shared: the retry test
     runs its first jobs, the whole-config test the rest)."""
     directory = copy_workflow(tmp_path_factory.mktemp("slurm-run"))
     shutil.copytree(REPO / "profiles", directory / "profiles")
-    write_config(directory, _tiny_config())
+    config = _updater_config()
+    config["updater"]["ablation_baseline"] = None
+    write_config(directory, config)
     (directory / "test-overrides").mkdir()
     write_config(directory / "test-overrides", _test_overrides(slurm))
     return directory
