@@ -44,8 +44,8 @@ def default_config() -> dict:
 
 # s: the hard limit on one Snakemake run (or another long subprocess) of a test. It only catches a hang: it is not a
 # timing check (benchmarks/ are). Machines vary: one CI run took 72 min where the previous took 29, and the tiny
-# config on SLURM (tests/test_slurm.py), ~6 min on the earlier 2-core machine, took 17-19 min on a slower one,
-# past the 900 s this used to be.
+# config on SLURM (tests/test_slurm.py, then with the default updaters), ~6 min on the earlier 2-core machine,
+# took 17-19 min on a slower one, past the 900 s this used to be.
 HANG_LIMIT = 2400
 
 
