@@ -40,6 +40,11 @@ def _config(changes: dict | None = None) -> dict:
     return config
 
 
+def _table1_config() -> dict:
+    """The tiny config without ablations: Table 1 from every baseline's updater (the fewest jobs of a whole run)."""
+    return _config({"updater": {"ablation_baseline": None}})
+
+
 @pytest.fixture(scope="module")
 def refined_workflow(tmp_path_factory):
     directory = copy_workflow(tmp_path_factory.mktemp("updater"))
