@@ -60,6 +60,19 @@ def run_snakemake(directory: Path, *args: str, timeout: float = HANG_LIMIT) -> s
     )
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny config (tests/tiny_pipeline.py) run to the end once per session, with the installed package. Test
+    modules never change it: each works in its own copy (``tests.tiny_pipeline.copy_finished_run``)."""
+    from tests.tiny_pipeline import tiny_config
+
+    directory = copy_workflow(tmp_path_factory.mktemp("tiny-run"))
+    write_config(directory, tiny_config())
+    result = run_snakemake(directory)
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    return directory
+
+
 def skip_outside_ci(reason: str) -> None:
     """Skip a test whose tool is missing here; in CI (``CI=true``, set by .ci/run, which installs the tools)
     fail instead, so CI never passes by skipping."""

@@ -18,9 +18,7 @@ from patchpose.dataset_format import open_dataset
 from patchpose.poses3d import VIDEOPOSE3D_JOINT_NAMES, PredictionFileError, import_external_split, write_predictions
 from patchpose.poses3d.files import read_predictions
 from patchpose.skeleton import H36M
-from tests.conftest import copy_workflow, run_snakemake, write_config
 from tests.dataset_factory import write_tiny_dataset
-from tests.test_updater_e2e import _config
 
 SCRIPT = Path(sys.executable).parent / "patchpose"  # the console script pyproject.toml installs
 VERBS = ("refine", "evaluate", "validate-predictions")
@@ -212,20 +210,13 @@ def test_the_console_script_is_installed(store, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-# The same inputs as the rules, from a tiny run of the workflow (3 test poses per action, so the bootstrap has
-# clusters to resample): the lifting baseline refined by its rgb_seg and pose_only updaters, and evaluated.
-
-PAIRS = ("rgb_seg", "pose_only")
+# The same inputs as the rules, from the tiny run of the workflow (tests/tiny_pipeline.py: 2 test poses per action,
+# so the bootstrap has clusters to resample): the lifting baseline refined by its rgb_seg and pose_only updaters.
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
-    directory = copy_workflow(tmp_path_factory.mktemp("cli-workflow"))
-    write_config(directory, _config({"dataset": {"synthetic": {"test_poses_per_action": 3}}}))
-    targets = [f"results/synthetic/refined/lifting/{variant}/mpjpe_per_action.csv" for variant in PAIRS]
-    result = run_snakemake(directory, *targets)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return directory / "results/synthetic"
+def results(tiny_run) -> Path:
+    return tiny_run / "results/synthetic"  # only read
 
 
 def _refine_arguments(results: Path, variant: str, output: Path, predictions: Path | None = None) -> list:
@@ -250,8 +241,8 @@ def test_console_script_refines_as_the_rule(results, tmp_path):
     output = tmp_path / "refined.npz"
     result = subprocess.run([SCRIPT, *_refine_arguments(results, "rgb_seg", output)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "refining 45 test frames (rgb_seg updater" in result.stderr  # the progress lines
-    assert result.stdout.startswith(f"{output}: 45 test frames refined by ")
+    assert "refining 30 test frames (rgb_seg updater" in result.stderr  # the progress lines
+    assert result.stdout.startswith(f"{output}: 30 test frames refined by ")
     _same_predictions(output, results / "refined/lifting/rgb_seg/test_poses_3d.npz")
 
 
@@ -334,7 +325,7 @@ def test_evaluate_against_gives_the_rule_interval(results, tmp_path):
     for label, row in rows.items():
         assert printed[label][3:] == [row[key] for key in ("initial_mm", "improvement_mm", "ci_low_mm", "ci_high_mm")]
     average = rows["average (mean of action means)"]
-    assert float(average["ci_low_mm"]) < float(average["ci_high_mm"])  # 3 clusters per action: a real interval
+    assert float(average["ci_low_mm"]) < float(average["ci_high_mm"])  # 2 clusters per action: a real interval
     assert "200 resamples of clusters (the views of one pose) drawn within each action" in " ".join(stdout.split())
     mine = printed["average (mean of action means)"]
     other = _printed_rows(against("--stream", "cli"), rows)["average (mean of action means)"]

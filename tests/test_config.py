@@ -120,6 +120,12 @@ def test_the_paper_settings_file_validates_over_the_default(tmp_path):
     assert model["architecture"] == "resnet" and model["input_size"] == 256 and model["resnet"]["depth"] == 50
     assert training["schedule"] == "plateau" and training["learning_rate"] == 1e-5
     assert training["validation_subjects"] == [] and validated["updater"]["model"]["resnet"]["pretrained"] is None
+    hourglass = validated["keypoints2d"]["model"]  # the 2D stage at Newell et al.'s size, NBF's own segmentation
+    assert (hourglass["stacks"], hourglass["features"], hourglass["input_size"], hourglass["heatmap_size"]) == (
+        8, 256, 256, 64)  # fmt: skip
+    segmentation = validated["segmentation"]
+    assert segmentation["network"] == "refinenet" and segmentation["model"]["input_size"] == 256
+    assert validated["baselines"]["lifting"]["model"]["width"] == 1024
 
 
 @pytest.mark.parametrize("held", [["S9"], ["S1", "S5", "S6", "S7", "S8"]], ids=["not-a-training-subject", "all"])

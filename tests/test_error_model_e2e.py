@@ -9,14 +9,12 @@ import json
 import numpy as np
 import pytest
 
-from patchpose.config import merge_config
 from patchpose.dataset_format import open_dataset
 from patchpose.poses3d import read_predictions
 from patchpose.training import load_torch
 from patchpose.updater.error_model import read_error_model
 from tests.conftest import copy_workflow, run_snakemake, write_config
-from tests.test_updater_e2e import TINY_UPDATER
-from tests.test_workflow_e2e import _planned_jobs, _tiny_config
+from tests.tiny_pipeline import planned_jobs, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -25,8 +23,7 @@ CLAIMS = "results/synthetic/claims.json"  # the target: every planned pair refin
 
 
 def _config(mine_from: str = "lifting") -> dict:
-    config = _tiny_config()
-    merge_config(config, TINY_UPDATER)
+    config = tiny_config()
     config["baselines"] = {
         "lifting": config["baselines"]["lifting"],
         "mine": {"kind": "external", "file": LIFTING_TEST, "updater": "error_model"},
@@ -49,7 +46,7 @@ def sourced_workflow(tmp_path_factory):
 
 def test_from_plans_no_training_job_for_the_baseline(sourced_workflow):
     directory, planned = sourced_workflow
-    jobs = _planned_jobs(planned)
+    jobs = planned_jobs(planned)
     assert jobs["train_updater"] == 2 and jobs["refine_with_updater"] == 3  # lifting, mine; + mine_from
     assert jobs["fit_error_model"] == 1 and jobs["sample_error_model_poses"] == 1
     assert "updater/mine_from/" not in planned.stdout
@@ -95,5 +92,5 @@ def test_changing_the_updater_source_reruns_only_that_baseline_s_refinement(sour
     write_config(directory, _config(mine_from="mine"), name="changed.yaml")
     result = run_snakemake(directory, "-n", CLAIMS, "--configfile", "changed.yaml")
     assert result.returncode == 0, result.stderr
-    assert _planned_jobs(result) == {"refine_with_updater": 1, "evaluate_refined": 1, "write_claims": 1}
+    assert planned_jobs(result) == {"refine_with_updater": 1, "evaluate_refined": 1, "write_claims": 1}
     assert "updater/mine/rgb_seg/model.pt" in result.stdout

@@ -14,7 +14,7 @@ from patchpose.dataset_format import open_dataset
 from patchpose.metrics import per_frame_mpjpe, per_frame_pa_mpjpe
 from patchpose.poses3d import read_baseline_info, read_predictions
 from tests.conftest import copy_workflow, run_snakemake, write_config
-from tests.test_workflow_e2e import _planned_jobs, _tiny_config
+from tests.tiny_pipeline import planned_jobs, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ TARGETS = (f"{BASELINE}/info.json", f"{BASELINE}/mpjpe_per_action.csv")
 def mean_pose_run(tmp_path_factory):
     """The tiny config run to the mean_pose outputs only (the dataset stores and the mean_pose jobs)."""
     directory = copy_workflow(tmp_path_factory.mktemp("mean_pose_e2e"))
-    config = _tiny_config()
+    config = tiny_config()
     assert config["baselines"]["mean_pose"] == {"kind": "mean_pose", "frame": "ray"}  # from the default config
     write_config(directory, config)
     result = run_snakemake(directory, *TARGETS)
@@ -65,7 +65,7 @@ def _check_outputs(directory, frame: str) -> None:
     baseline = directory / BASELINE
     info = read_baseline_info(baseline / "info.json")
     assert info["kind"] == "mean_pose" and info["splits"] == ["train", "test"]
-    assert info["frames"] == {"train": 30, "test": 15}
+    assert info["frames"] == {"train": 30, "test": 30}
     for split in ("train", "test"):
         written = read_predictions(baseline / f"{split}_poses_3d.npz")
         assert written.method == "mean_pose" and written.split == split
@@ -100,13 +100,13 @@ def test_tiny_pipeline_writes_the_mean_pose_table(mean_pose_run):
 
 
 def test_changed_frame_reruns_only_the_mean_pose_jobs(mean_pose_run):
-    config = _tiny_config()
+    config = tiny_config()
     config["baselines"]["mean_pose"]["frame"] = "camera"
     write_config(mean_pose_run, config, name="camera.yaml")
     # the targets go first: --configfile takes every argument after it
     planned = run_snakemake(mean_pose_run, *TARGETS, "-n", "--configfile", "camera.yaml")
     assert planned.returncode == 0, planned.stderr
-    assert _planned_jobs(planned) == {"predict_mean_pose_baseline": 2, "baseline_info": 1, "evaluate_baseline": 1}
+    assert planned_jobs(planned) == {"predict_mean_pose_baseline": 2, "baseline_info": 1, "evaluate_baseline": 1}
     result = run_snakemake(mean_pose_run, *TARGETS, "--configfile", "camera.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     _check_outputs(mean_pose_run, "camera")

@@ -53,7 +53,7 @@ from tests import test_h36m_extract as h36m
 from tests.conftest import HANG_LIMIT, copy_workflow, default_config, run_snakemake, write_config
 from tests.dataset_factory import T_POSE_MM, write_tiny_dataset
 from tests.h36m_fixture import make_poses, write_cdf
-from tests.test_updater_e2e import _table1_config
+from tests.tiny_pipeline import table1_config
 
 LEFT_RIGHT = list(zip(H36M.left_joints, H36M.right_joints, strict=True))  # hips, knees, ankles, shoulders, ...
 
@@ -440,7 +440,7 @@ def _tables(directory: Path) -> dict[str, str]:
 
 def _clean_run(directory: Path) -> Path:
     copy_workflow(directory)
-    write_config(directory, _table1_config())
+    write_config(directory, table1_config())
     result = run_snakemake(directory)
     assert result.returncode == 0, result.stdout + result.stderr[-5000:]
     return directory
@@ -499,7 +499,7 @@ def interrupted_run(tmp_path_factory) -> Interrupted:
     --rerun-incomplete, killed inside an updater's training, and resumed to the end. While the first run holds
     Snakemake's lock, a second run of the same workflow is started."""
     directory = copy_workflow(tmp_path_factory.mktemp("interrupted"))
-    write_config(directory, _table1_config())
+    write_config(directory, table1_config())
     results = directory / "results" / "synthetic"
     state = Interrupted(directory)
     first = _start(directory)

@@ -25,10 +25,9 @@ from patchpose.dataset_format import open_dataset
 from patchpose.poses3d import write_predictions
 from patchpose.tables.layout import ACTION_COLUMNS, PAPER_ACTIONS
 from patchpose.tables.numbers import read_tidy
-from tests.conftest import HANG_LIMIT, REPO, copy_workflow, skip_outside_ci, write_config
+from tests.conftest import HANG_LIMIT, REPO, skip_outside_ci, write_config
 from tests.test_tables import compile_latex
-from tests.test_updater_e2e import _config
-from tests.test_workflow_e2e import _planned_jobs
+from tests.tiny_pipeline import copy_finished_run, planned_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -55,13 +54,13 @@ def _snakemake(directory: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    """The tiny pipeline (tiny updaters, 200 bootstrap resamples) run to the end, with report/ and the package."""
-    directory = copy_workflow(tmp_path_factory.mktemp("report"))
+def finished(tiny_run, tmp_path_factory):
+    """A copy of the finished tiny run (tiny updaters, 200 bootstrap resamples), with report/ and the package (whose
+    code digests are the installed package's that the run had, so there is nothing to do)."""
+    directory = copy_finished_run(tiny_run, tmp_path_factory.mktemp("report"))
     shutil.copytree(REPO / "report", directory / "report")
     shutil.copytree(REPO / "patchpose", directory / "patchpose", ignore=shutil.ignore_patterns("__pycache__"))
-    write_config(directory, _config())
-    _snakemake(directory)
+    assert "Nothing to be done" in _snakemake(directory, "-n").stdout
     return directory
 
 
@@ -77,7 +76,7 @@ def _dry_run(directory: Path, config: dict | None = None) -> dict[str, int]:
     if config is not None:
         write_config(directory, config, name="changed.yaml")
         args += ["--configfile", "changed.yaml"]
-    return _planned_jobs(_snakemake(directory, *args))
+    return planned_jobs(_snakemake(directory, *args))
 
 
 # --- what the run wrote ---

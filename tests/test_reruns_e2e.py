@@ -20,7 +20,7 @@ import torch
 
 from patchpose.training import load_torch
 from tests.conftest import HANG_LIMIT, REPO, copy_workflow, run_snakemake, write_config
-from tests.test_workflow_e2e import _planned_jobs, _tiny_config
+from tests.tiny_pipeline import copy_finished_run, planned_jobs, tiny_config
 
 pytestmark = pytest.mark.slow
 
@@ -44,21 +44,21 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_changed_world_key_retrains_from_scratch_instead_of_resuming_the_old_checkpoint(tmp_path):
-    rerun = _workflow(tmp_path / "rerun", _tiny_config())
+    rerun = _workflow(tmp_path / "rerun", tiny_config())
     _run(rerun, FOLD0)
     old = _weights(rerun / FOLD0)
     old_provenance = load_torch(rerun / FOLD0)["provenance"]
     assert set(old_provenance["inputs"]) == {"train"} and len(old_provenance["code"]) == 16
 
-    write_config(rerun, _tiny_config(noise_sigma=6.0))  # re-renders train.zarr, so the fold model reruns
+    write_config(rerun, tiny_config(noise_sigma=6.0))  # re-renders train.zarr, so the fold model reruns
     planned = _run(rerun, FOLD0, "-n")
-    assert _planned_jobs(planned)["train_keypoints2d_fold"] == 1
+    assert planned_jobs(planned)["train_keypoints2d_fold"] == 1
     _run(rerun, FOLD0)
     new = _weights(rerun / FOLD0)
     log = (rerun / "results/synthetic/logs/keypoints2d/train_fold0.log").read_text()
     assert "written under another config" in log and "epoch 1/1 loss" in log
 
-    fresh = _workflow(tmp_path / "fresh", _tiny_config(noise_sigma=6.0))
+    fresh = _workflow(tmp_path / "fresh", tiny_config(noise_sigma=6.0))
     _run(fresh, FOLD0)
     scratch = _weights(fresh / FOLD0)
 
@@ -81,14 +81,13 @@ def _snakemake_with_package(directory: Path, *args: str) -> subprocess.Completed
 
 
 @pytest.fixture(scope="module")
-def workflow_with_package(tmp_path_factory):
-    """The tiny pipeline run to the end with its own copy of the package (and README, docs, tests)."""
-    directory = copy_workflow(tmp_path_factory.mktemp("code"))
+def workflow_with_package(tiny_run, tmp_path_factory):
+    """A copy of the finished tiny run with its own copy of the package (and README, docs, tests): the code digests
+    of the copy are those of the installed package the run had, so there is nothing to do."""
+    directory = copy_finished_run(tiny_run, tmp_path_factory.mktemp("code"))
     for name in ("patchpose", "docs", "tests"):
         shutil.copytree(REPO / name, directory / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(REPO / "README.md", directory / "README.md")
-    write_config(directory, _tiny_config())
-    _snakemake_with_package(directory)
     assert "Nothing to be done" in _snakemake_with_package(directory, "-n").stdout
     return directory
 
@@ -102,7 +101,7 @@ def _planned_after_editing(directory: Path, relative: str) -> dict[str, int]:
         result = _snakemake_with_package(directory, "-n")
     finally:
         path.write_text(original)
-    jobs = _planned_jobs(result)
+    jobs = planned_jobs(result)
     if jobs:
         assert "params changed" in result.stdout.lower() or "code" in result.stdout.lower()
     return jobs

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from tests.conftest import HANG_LIMIT, REPO, copy_workflow, skip_outside_ci, write_config
-from tests.test_updater_e2e import _table1_config
+from tests.tiny_pipeline import table1_config
 
 TRAINING_RULES = {"train_keypoints2d_fold", "train_segmentation_fold", "train_baseline_fold", "train_updater"}
 SLURM_PROGRAMS = "munged munge unmunge runuser slurmctld slurmd sbatch srun squeue scontrol scancel".split()
@@ -385,7 +385,7 @@ def slurm_workflow(slurm, tmp_path_factory):
     runs its first jobs, the whole-config test the rest)."""
     directory = copy_workflow(tmp_path_factory.mktemp("slurm-run"))
     shutil.copytree(REPO / "profiles", directory / "profiles")
-    write_config(directory, _table1_config())
+    write_config(directory, table1_config())
     (directory / "test-overrides").mkdir()
     write_config(directory / "test-overrides", _test_overrides(slurm))
     return directory

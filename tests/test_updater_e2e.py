@@ -9,49 +9,21 @@ import json
 import numpy as np
 import pytest
 
-from patchpose.config import merge_config
 from patchpose.dataset_format import open_dataset
 from patchpose.evaluation.frame_errors import read_frame_errors
 from patchpose.poses3d.files import read_predictions
 from patchpose.updater.variants import ABLATION_VARIANTS
-from tests.conftest import copy_workflow, run_snakemake, write_config
-from tests.test_workflow_e2e import _planned_jobs, _tiny_config
+from tests.conftest import run_snakemake, write_config
+from tests.tiny_pipeline import copy_finished_run, planned_jobs, tiny_config
 
 pytestmark = pytest.mark.slow
 
-TINY_UPDATER = {
-    "updater": {
-        "model": {
-            "input_size": 16,
-            "limb_encoder": {"widths": [4, 8], "embedding": 8, "hidden": 16},
-            "pose_only": {"width": 16, "blocks": 1},
-        },
-        "training": {"max_epochs": 2, "batch_size": 8},
-    },
-    "evaluation": {"bootstrap_resamples": 200, "rarity_neighbours": 2},
-}
 PAIRS = [("lifting", "rgb_seg"), ("integral3d", "rgb_seg")] + [("lifting", variant) for variant in ABLATION_VARIANTS]
 
 
-def _config(changes: dict | None = None) -> dict:
-    config = _tiny_config()
-    merge_config(config, TINY_UPDATER)
-    merge_config(config, changes or {})
-    return config
-
-
-def _table1_config() -> dict:
-    """The tiny config without ablations: Table 1 from every baseline's updater (the fewest jobs of a whole run)."""
-    return _config({"updater": {"ablation_baseline": None}})
-
-
 @pytest.fixture(scope="module")
-def refined_workflow(tmp_path_factory):
-    directory = copy_workflow(tmp_path_factory.mktemp("updater"))
-    write_config(directory, _config())
-    result = run_snakemake(directory)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return directory
+def refined_workflow(tiny_run, tmp_path_factory):
+    return copy_finished_run(tiny_run, tmp_path_factory.mktemp("updater"))
 
 
 def test_every_pair_the_tables_need_is_refined_and_evaluated(refined_workflow):
@@ -91,10 +63,12 @@ def test_claims_state_each_claim_with_its_numbers(refined_workflow):
 
 
 def test_an_updater_key_reruns_only_the_updaters_and_what_follows(refined_workflow):
-    write_config(refined_workflow, _config({"updater": {"training": {"learning_rate": 0.002}}}), name="changed.yaml")
+    write_config(
+        refined_workflow, tiny_config({"updater": {"training": {"learning_rate": 0.002}}}), name="changed.yaml"
+    )
     result = run_snakemake(refined_workflow, "-n", "--configfile", "changed.yaml")
     assert result.returncode == 0, result.stderr
-    jobs = _planned_jobs(result)
+    jobs = planned_jobs(result)
     assert jobs.pop("train_updater") == len(PAIRS) and jobs.pop("refine_with_updater") == len(PAIRS)
     assert jobs.pop("evaluate_refined") == len(PAIRS) and jobs.pop("write_claims") == 1 and jobs.pop("all") == 1
     # and what reads the refined files: the four tables and the figures (rules/tables.smk)
@@ -102,11 +76,13 @@ def test_an_updater_key_reruns_only_the_updaters_and_what_follows(refined_workfl
 
 
 def test_a_pose_only_key_reruns_only_the_pose_only_control(refined_workflow):
-    write_config(refined_workflow, _config({"updater": {"model": {"pose_only": {"width": 24}}}}), name="changed.yaml")
+    write_config(
+        refined_workflow, tiny_config({"updater": {"model": {"pose_only": {"width": 24}}}}), name="changed.yaml"
+    )
     result = run_snakemake(refined_workflow, "-n", "--configfile", "changed.yaml")
     assert result.returncode == 0, result.stderr
     # the extended table holds the control, and the rarity figure its curve
-    assert _planned_jobs(result) == {
+    assert planned_jobs(result) == {
         "train_updater": 1, "refine_with_updater": 1, "evaluate_refined": 1, "write_claims": 1, "all": 1,
         "make_table": 1, "plot_rarity_deciles": 1}  # fmt: skip
     assert "updater/lifting/pose_only/model.pt" in result.stdout

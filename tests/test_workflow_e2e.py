@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from patchpose.config import merge_config, validate_config
+from patchpose.config import validate_config
 from patchpose.dataset_format import open_dataset
 from patchpose.keypoints2d.stage import read_predictions
 from patchpose.metrics import per_frame_mpjpe, per_frame_pa_mpjpe
@@ -16,82 +16,19 @@ from patchpose.patches.geometry import LimbPatchGeometry, limb_patch_geometry
 from patchpose.patches.store import open_patch_store
 from patchpose.poses3d import VIDEOPOSE3D_JOINT_NAMES, read_baseline_info, write_predictions
 from patchpose.training import load_torch
-from tests.conftest import copy_workflow, default_config, run_snakemake, write_config
-
-TINY = {
-    "frame_size": 48,
-    "train_subjects": ["S1", "S5"],
-    "test_subjects": ["S9"],
-    "train_poses_per_subject": 15,
-    "test_poses_per_action": 1,
-    "cameras": [54138969],
-}
-
-
-# keypoints2d and segmentation at toy sizes (48 px frames, 2 training subjects -> 2 folds, one epoch).
-TINY_STAGE2 = {
-    "folds": {"k": 2},
-    "keypoints2d": {
-        "model": {"input_size": 16, "heatmap_size": 8, "stacks": 1, "features": 8, "depth": 1},
-        "training": {"epochs": 1, "batch_size": 8},
-    },
-    "segmentation": {
-        "model": {"input_size": 16, "output_stride": 2, "width": 4, "levels": 2, "decoder_channels": 8},
-        "training": {"epochs": 1, "batch_size": 8},
-    },
-}
-
-
-# The in-pipeline baselines at toy sizes (a few epochs, early stopping still in play); the updaters validate
-# on the second training subject (the default's S8 is not in the tiny world).
-TINY_BASELINES = {
-    "baselines": {
-        "lifting": {"model": {"width": 16, "blocks": 1}, "training": {"max_epochs": 3, "patience": 1, "batch_size": 8}},
-        "integral3d": {"model": {"depth_bins": 4}, "training": {"max_epochs": 2, "patience": 1, "batch_size": 8}},
-    },
-    # lifting: the cheaper ablation baseline at this size (the tests' paths name it)
-    "updater": {"ablation_baseline": "lifting", "training": {"validation_subjects": ["S5"]}},
-}
-
-
-def _tiny_config(changes: dict | None = None, **world) -> dict:
-    config = default_config()
-    config["dataset"]["synthetic"].update(TINY, **world)
-    merge_config(config, TINY_STAGE2)
-    merge_config(config, TINY_BASELINES)
-    merge_config(config, changes or {})
-    return config
-
-
-def _planned_jobs(result) -> dict[str, int]:
-    """Job counts from a dry run's job table ('rule  count' lines)."""
-    table = re.findall(r"^(\w+)\s+(\d+)\s*$", result.stdout, flags=re.MULTILINE)
-    return {rule: int(count) for rule, count in table if rule != "total"}
-
-
-def _planned_outputs(result) -> set[str]:
-    """The dataset stores among the outputs of the jobs a dry run plans."""
-    return {path for path in _all_planned_outputs(result) if path.endswith(".zarr") and "/dataset/" in path}
-
-
-def _all_planned_outputs(result) -> set[str]:
-    """Every output of the jobs a dry run plans."""
-    return set(", ".join(re.findall(r"^\s*output: (.*)$", result.stdout, flags=re.MULTILINE)).split(", "))
+from tests.conftest import run_snakemake, write_config
+from tests.tiny_pipeline import all_planned_outputs, copy_finished_run, planned_jobs, planned_outputs, tiny_config
 
 
 @pytest.fixture(scope="module")
-def finished_workflow(tmp_path_factory):
-    directory = copy_workflow(tmp_path_factory.mktemp("e2e"))
-    write_config(directory, _tiny_config())
-    result = run_snakemake(directory)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return directory
+def finished_workflow(tiny_run, tmp_path_factory):
+    return copy_finished_run(tiny_run, tmp_path_factory.mktemp("e2e"))
 
 
 def test_tiny_pipeline_runs(finished_workflow):
     for split in ("train", "test"):
         store = open_dataset(finished_workflow / f"results/synthetic/dataset/{split}.zarr")
-        assert store.num_frames == (30 if split == "train" else 15)
+        assert store.num_frames == 30
         assert (finished_workflow / f"results/synthetic/dataset/{split}_contact_sheet.png").stat().st_size > 0
         assert (finished_workflow / f"results/synthetic/logs/dataset/render_{split}.log").exists()
         assert (finished_workflow / f"results/synthetic/benchmarks/dataset/render_{split}.tsv").exists()
@@ -107,7 +44,7 @@ def test_second_run_does_nothing(finished_workflow):
     ("change", "expected"),
     [
         ({"rare_actions": {"Sitting": 0.1}}, {"results/synthetic/dataset/train.zarr"}),
-        ({"test_poses_per_action": 2}, {"results/synthetic/dataset/test.zarr"}),
+        ({"test_poses_per_action": 3}, {"results/synthetic/dataset/test.zarr"}),
         (
             {"noise_sigma": 5.0},
             {"results/synthetic/dataset/train.zarr", "results/synthetic/dataset/test.zarr"},
@@ -116,11 +53,11 @@ def test_second_run_does_nothing(finished_workflow):
     ids=["train-only-key", "test-only-key", "shared-key"],
 )
 def test_changed_world_key_reruns_what_depends_on_it(finished_workflow, change, expected):
-    write_config(finished_workflow, _tiny_config(**change), name="changed.yaml")
+    write_config(finished_workflow, tiny_config(**change), name="changed.yaml")
     result = run_snakemake(finished_workflow, "-n", "--configfile", "changed.yaml")
     assert result.returncode == 0, result.stderr
-    assert _planned_outputs(result) == expected
-    assert _planned_jobs(result)["render_synthetic_split"] == len(expected)
+    assert planned_outputs(result) == expected
+    assert planned_jobs(result)["render_synthetic_split"] == len(expected)
     assert "params" in result.stdout.lower()
 
 
@@ -141,18 +78,18 @@ def test_tiny_pipeline_runs_keypoints2d_and_segmentation(finished_workflow):
 
 def test_changed_segmentation_evaluation_key_reruns_only_its_evaluation(finished_workflow):
     change = {"segmentation": {"evaluation": {"contact_sheet_frames": 5}}}
-    write_config(finished_workflow, _tiny_config(change), name="changed.yaml")
+    write_config(finished_workflow, tiny_config(change), name="changed.yaml")
     result = run_snakemake(finished_workflow, "-n", "--configfile", "changed.yaml")
     assert result.returncode == 0, result.stderr
-    assert set(_planned_jobs(result)) == {"evaluate_segmentation", "all"}
+    assert set(planned_jobs(result)) == {"evaluate_segmentation", "all"}
 
 
 def test_changed_part_loss_weight_retrains_the_shared_network_and_what_follows(finished_workflow):
     change = {"keypoints2d": {"training": {"part_loss_weight": 0.5}}}
-    write_config(finished_workflow, _tiny_config(change), name="changed.yaml")
+    write_config(finished_workflow, tiny_config(change), name="changed.yaml")
     result = run_snakemake(finished_workflow, "-n", "--configfile", "changed.yaml")
     assert result.returncode == 0, result.stderr
-    jobs = _planned_jobs(result)
+    jobs = planned_jobs(result)
     assert jobs["train_keypoints2d_fold"] == 2 and jobs["predict_keypoints2d"] == 2
     assert jobs["predict_segmentation"] == 2  # the part head is the segmentation
     assert jobs["cut_limb_patches"] == 2 and "render_synthetic_split" not in jobs
@@ -160,14 +97,14 @@ def test_changed_part_loss_weight_retrains_the_shared_network_and_what_follows(f
 
 def test_changed_evaluation_key_reruns_only_evaluation(finished_workflow):
     change = {"keypoints2d": {"evaluation": {"pck_threshold": 0.1}}}
-    write_config(finished_workflow, _tiny_config(change), name="changed.yaml")
+    write_config(finished_workflow, tiny_config(change), name="changed.yaml")
     result = run_snakemake(finished_workflow, "-n", "--configfile", "changed.yaml")
     assert result.returncode == 0, result.stderr
-    assert set(_planned_jobs(result)) == {"evaluate_keypoints2d", "all"}
+    assert set(planned_jobs(result)) == {"evaluate_keypoints2d", "all"}
 
 
 def test_changed_fold_count_is_rejected_when_too_large(finished_workflow):
-    write_config(finished_workflow, _tiny_config({"folds": {"k": 3}}), name="changed.yaml")
+    write_config(finished_workflow, tiny_config({"folds": {"k": 3}}), name="changed.yaml")
     result = run_snakemake(
         finished_workflow, "results/synthetic/keypoints2d/metrics.csv", "--configfile", "changed.yaml"
     )
@@ -187,19 +124,19 @@ def test_external_baseline_gets_its_per_action_mpjpe(finished_workflow):
         finished_workflow / "external/noisy.csv", noisy[::-1] / 1000, store.frame_ids()[::-1], split="test",
         method="noisy", unit="m", joint_names=VIDEOPOSE3D_JOINT_NAMES,
     )  # fmt: skip
-    config = _tiny_config()
+    config = tiny_config()
     config["baselines"] = {"noisy": {"kind": "external", "file": "external/noisy.csv"}}
     write_config(finished_workflow, config, name="baseline.yaml")
     planned = run_snakemake(finished_workflow, "-n", "--configfile", "baseline.yaml")
     assert planned.returncode == 0, planned.stderr
     expected = {"import_external_baseline": 1, "baseline_info": 1, "evaluate_baseline": 1, "all": 1}
     tables = {"make_table": 2, "plot_per_action": 1}  # Table 1 and the extended table list it, unrefined
-    assert _planned_jobs(planned) == expected | tables  # adding a baseline reruns nothing else
+    assert planned_jobs(planned) == expected | tables  # adding a baseline reruns nothing else
     result = run_snakemake(finished_workflow, "--configfile", "baseline.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     baseline = finished_workflow / "results/synthetic/baselines/noisy"
     info = read_baseline_info(baseline / "info.json")
-    assert info["splits"] == ["test"] and not info["has_train_split"] and info["frames"] == {"test": 15}
+    assert info["splits"] == ["test"] and not info["has_train_split"] and info["frames"] == {"test": 30}
     with open(baseline / "mpjpe_per_action.csv", newline="") as handle:
         table = {row["action"]: row for row in csv.DictReader(handle)}
     actions = store.action_names()
@@ -228,7 +165,7 @@ def test_tiny_pipeline_trains_the_baselines(finished_workflow):
         baseline = results / "baselines" / name
         info = read_baseline_info(baseline / "info.json")
         assert info["kind"] == name and info["splits"] == ["train", "test"]
-        assert info["frames"] == {"train": 30, "test": 15}
+        assert info["frames"] == {"train": 30, "test": 30}
         table = _table(baseline / "mpjpe_per_action.csv")
         assert len(table) == 15 + 2 and all(float(row["mpjpe_mm"]) > 0 for row in table.values())
         assert (baseline / "learning_curves.png").stat().st_size > 0
@@ -252,7 +189,7 @@ def test_external_copy_of_lifting_gives_the_same_per_action_mpjpe(finished_workf
         split="train+test",
         method="someone else's lifting",
     )
-    config = _tiny_config()
+    config = tiny_config()
     external = {"kind": "external", "file": "external/lifting_copy.npz", "train_file": "external/lifting_copy.npz"}
     config["baselines"]["lifting_copy"] = external
     write_config(finished_workflow, config, name="copy.yaml")
@@ -263,7 +200,7 @@ def test_external_copy_of_lifting_gives_the_same_per_action_mpjpe(finished_workf
     refined = {"train_updater": 1, "refine_with_updater": 1, "evaluate_refined": 1, "write_claims": 1}
     # Table 1 and the extended table gain its columns, the figures its bars and rarity curve and its examples
     tables = {"make_table": 2, "plot_per_action": 1, "plot_rarity_deciles": 1, "plot_qualitative": 1}
-    assert _planned_jobs(planned) == imported | refined | tables  # lifting itself is not retrained
+    assert planned_jobs(planned) == imported | refined | tables  # lifting itself is not retrained
     result = run_snakemake(finished_workflow, "--configfile", "copy.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     copied = finished_workflow / "results/synthetic/baselines/lifting_copy"
@@ -280,9 +217,9 @@ def test_external_copy_of_lifting_gives_the_same_per_action_mpjpe(finished_workf
 
 def test_tiny_pipeline_writes_patch_stores(finished_workflow):
     results = finished_workflow / "results/synthetic"
-    patches = validate_config(_tiny_config())["patches"]
+    patches = validate_config(tiny_config())["patches"]
     geometry = LimbPatchGeometry(patches["min_side_at_256"], patches["scale"], patches["square"], patches["cache_size"])
-    for split, frames in (("train", 30), ("test", 15)):
+    for split, frames in (("train", 30), ("test", 30)):
         dataset = open_dataset(results / f"dataset/{split}.zarr")
         limbs = open_patch_store(results / f"patches/predicted/{split}.zarr", dataset)
         uncropped = open_patch_store(results / f"patches/uncropped/{split}.zarr", dataset)
@@ -303,15 +240,15 @@ def test_tiny_pipeline_writes_patch_stores(finished_workflow):
 
 
 def test_changed_patch_scale_reruns_patches_not_earlier_stages(finished_workflow):
-    write_config(finished_workflow, _tiny_config({"patches": {"scale": 2.0}}), name="changed.yaml")
+    write_config(finished_workflow, tiny_config({"patches": {"scale": 2.0}}), name="changed.yaml")
     result = run_snakemake(finished_workflow, "-n", "--configfile", "changed.yaml")
     assert result.returncode == 0, result.stderr
-    jobs = _planned_jobs(result)
+    jobs = planned_jobs(result)
     assert jobs["cut_limb_patches"] == 2 and jobs["patches_contact_sheet"] == 2
     assert "cut_uncropped_frames" not in jobs  # the whole frames do not depend on the limb boxes
     earlier = ("render", "keypoints2d", "segmentation", "baseline")
     assert not {rule for rule in jobs if any(stage in rule for stage in earlier)}
-    outputs = _all_planned_outputs(result)
+    outputs = all_planned_outputs(result)
     assert {f"results/synthetic/patches/predicted/{split}.zarr" for split in ("train", "test")} <= outputs
     earlier_dirs = ("/dataset/", "/keypoints2d/", "/segmentation/", "/baselines/", "/patches/uncropped/")
     assert not {path for path in outputs if any(directory in path for directory in earlier_dirs)}
