@@ -30,7 +30,8 @@ whatever ``dataset.kind`` says.
 4. **Fan-out.** Which jobs of a stage run side by side, with how many GPUs each, and the wall hours of the GPU
    stages one after another if every job of a stage has its own GPUs (linear scaling assumed).
 
-Nothing asserts on a number. Run (~1 minute on one core; ``--quick``: one timed step per network):
+Nothing asserts on a number. Run (~5 minutes on one core with the paper-sized networks; ``--quick``: one timed
+step per network):
 
     .venv/bin/python benchmarks/scale_out.py [--sustained-tflops 100] [--json OUT] [--quick]
 """
@@ -212,14 +213,14 @@ def network_specs(config: dict) -> dict[str, NetworkSpec]:
     shape = f"{hourglass['stacks']} stack(s) x {hourglass['features']} features, depth {hourglass['depth']}"
     specs["keypoints2d"] = NetworkSpec(
         f"hourglass{' + part head' if with_head else ''}, {shape}, 3 x {side}²", ("keypoints2d", "model"),
-        lambda: build_keypoints2d(hourglass), _images(side),
+        lambda hourglass=hourglass: build_keypoints2d(hourglass), _images(side),
         config["keypoints2d"]["training"]["batch_size"])  # fmt: skip
     if not with_head:
         model = config["segmentation"]["model"]
         specs["segmentation"] = NetworkSpec(
             f"RefineNet-like, width {model['width']}, {model['levels']} levels, 3 x {model['input_size']}²",
             ("segmentation", "model"),
-            lambda: build_refinenet(model), _images(model["input_size"]),
+            lambda model=model: build_refinenet(model), _images(model["input_size"]),
             config["segmentation"]["training"]["batch_size"])  # fmt: skip
     for name, block in config["baselines"].items():
         if block["kind"] == "lifting":

@@ -122,6 +122,32 @@ def test_the_scale_out_arithmetic_adds_up(tmp_path):
     assert "ASSUMPTION" in result.stdout and "4. fan-out" in result.stdout
 
 
+def test_the_scale_out_networks_of_the_paper_config_are_the_ones_it_names(monkeypatch):
+    """Each network spec of config/h36m_paper.yaml builds the network of its own config block (each spec's
+    builder binds its settings when made, not the loop's last ones: the segmentation RefineNet once got the
+    lifting MLP's settings)."""
+    spec = importlib.util.spec_from_file_location("scale_out_benchmark", REPO / "benchmarks" / "scale_out.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    config, _ = module.load_settings([REPO / "config" / "h36m_paper.yaml"])
+    specs = module.network_specs(config)
+    assert {"keypoints2d", "segmentation", "baseline lifting", "baseline integral3d"} <= set(specs)
+    segmentation = specs["segmentation"].build()
+    assert type(segmentation).__name__ == "RefineNetLite"
+    assert sum(p.numel() for p in segmentation.parameters()) == sum(
+        p.numel() for p in module.build_refinenet(config["segmentation"]["model"]).parameters()
+    )
+    lifting = specs["baseline lifting"].build()
+    assert sum(p.numel() for p in lifting.parameters()) == sum(
+        p.numel() for p in module.build_lifting(config["baselines"]["lifting"]["model"]).parameters()
+    )
+    hourglass = specs["keypoints2d"].build()
+    assert sum(p.numel() for p in hourglass.parameters()) == sum(
+        p.numel() for p in module.build_keypoints2d(module.hourglass_settings(config, False)).parameters()
+    )
+
+
 def test_the_scale_out_arithmetic_names_a_missing_store(tmp_path):
     out = tmp_path / "scale_out.json"
     command = [sys.executable, str(REPO / "benchmarks" / "scale_out.py"), "--configfile", "--quick",

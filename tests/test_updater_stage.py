@@ -116,6 +116,12 @@ def test_training_resumes_after_a_kill_to_the_same_weights_and_refines(split_fil
     assert np.allclose(record.poses_3d, refined, atol=1e-3) and np.allclose(refined[:, 0], 0)
     initial = read_predictions(test["initial"]).poses_3d
     assert not np.allclose(refined, initial, atol=1e-3)  # the updater did change the poses
+    # an updater already loaded (the command line loads it to check it first) is not read from its file again
+    loaded = load_updater(tmp_path / "whole" / "model.pt", torch.device("cpu"))
+    again = refine_split(model=tmp_path / "never-read.pt", dataset=test["dataset"], initial=test["initial"],
+                         patches=test["patches"] if variant != "pose_only" else None, output=tmp_path / "again.npz",
+                         method="noisy + updater", batch_size=3, loaded=loaded)  # fmt: skip
+    assert np.array_equal(again, refined)
 
 
 def test_the_recolouring_reaches_training_and_only_the_rgb_patches(split_files, tmp_path):

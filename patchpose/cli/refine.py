@@ -75,7 +75,8 @@ def refine(model, patches, store, predictions, output, method, batch_size, threa
             initial, report = import_file(predictions, store, dataset.split, settings, directory, "initial")
         with step(f"loading the updater {model}"):
             # refuses a file that is no updater, or whose weights do not fit its network, before refining
-            _, payload = load_updater(model, torch.device("cpu"))
+            loaded = load_updater(model, torch.device("cpu"))
+        payload = loaded[1]
         modality, variant = payload["modality"], payload["variant"]
         if modality is not None and patches is None:
             raise InputError(
@@ -100,5 +101,6 @@ def refine(model, patches, store, predictions, output, method, batch_size, threa
                 batch_size=batch_size,
                 threads=threads,
                 progress=bar.update,
+                loaded=loaded,
             )
     click.echo(f"{output}: {frames} refined by {model} ({label!r})")

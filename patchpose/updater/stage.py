@@ -252,13 +252,18 @@ def refine_split(
     batch_size: int = 256,
     threads: int = 1,
     progress: Callable[[int], None] | None = None,
+    loaded: tuple[torch.nn.Module, dict] | None = None,
 ) -> np.ndarray:
     """Refine the predictions ``initial`` of the store ``dataset``'s split with the updater ``model`` (Eq. 1);
     write them to ``output`` in the prediction format (label ``method``) and return (N, 17, 3) mm.
-    ``progress(frames)`` is called after every batch with the number of frames it refined."""
+    ``progress(frames)`` is called after every batch with the number of frames it refined. ``loaded``: what
+    ``load_updater(model, ...)`` returned, if the caller has it already (the file is then not read again)."""
     torch.set_num_threads(threads)
     device = select_device()
-    network, payload = load_updater(model, device)
+    if loaded is None:
+        network, payload = load_updater(model, device)
+    else:
+        network, payload = loaded[0].to(device).eval(), loaded[1]
     stats = BoneStatistics.from_dict(payload["bone_statistics"])
     store = open_dataset(dataset)
     initial_poses, patch_store, boxes = _inputs(store, initial, patches, payload["modality"], network.uses_boxes)
