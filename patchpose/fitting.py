@@ -99,6 +99,7 @@ def fit(
     identity: dict[str, Any] | None = None,
     describe: dict[str, Any] | None = None,
     ranks: Ranks = SINGLE,
+    validation_batch_size: int = 256,
 ) -> torch.nn.Module:
     """Seed torch from (seed, *names), build the network from ``settings["model"]`` (so its initial weights
     are the seed's), train it on rows ``0..num_rows-1`` with ``settings["training"]`` (``train_spec``) and
@@ -109,9 +110,11 @@ def fit(
     make_batch(rows, rng, device) -> (inputs, targets) with ``rows`` in 0..num_rows-1 (augmented);
     loss_fn(model(inputs), targets) -> scalar. validation_rows (e.g. from ``holdout_poses``): distinct rows
     never trained on, scored after every epoch with make_eval_batch(rows, device) -> (inputs, targets) (no
-    augmentation). curve_path: the learning curve CSV (``CURVE_COLUMNS``) to write. extras: stored in the
-    model file (e.g. normalisation statistics); after_training(model) -> dict: more extras computed from the
-    trained model (e.g. a calibration on the validation rows). after_epoch(epoch): see ``training.train``.
+    augmentation), in batches of ``validation_batch_size`` (memory-bound inputs, e.g. the updater's patches,
+    score fastest in training-sized batches). curve_path: the learning curve CSV (``CURVE_COLUMNS``) to write.
+    extras: stored in the model file (e.g. normalisation statistics); after_training(model) -> dict: more
+    extras computed from the trained model (e.g. a calibration on the validation rows). after_epoch(epoch):
+    see ``training.train``.
 
     The checkpoint resumes only under the same settings, seed, ``identity`` (what else the run depends
     on, e.g. the fold, k and subjects), validation rows and ``provenance`` (its inputs' content digests
@@ -134,7 +137,9 @@ def fit(
         if len(np.unique(held)) != len(held) or held.min(initial=0) < 0 or held.max(initial=0) >= num_rows:
             raise ValueError(f"validation rows must be distinct rows of 0..{num_rows - 1}")
         rows = np.setdiff1d(rows, held)
-        validation = Validation(len(held), lambda positions, device: make_eval_batch(held[positions], device))
+        validation = Validation(
+            len(held), lambda positions, device: make_eval_batch(held[positions], device), validation_batch_size
+        )
         config["validation_rows"] = held.tolist()
     seed_torch(seed, *names)
     model = build_model(settings["model"])

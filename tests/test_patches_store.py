@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
+from zarr.codecs import BloscCodec, GzipCodec
 
 from patchpose import atomic
 from patchpose.dataset_format import open_dataset
 from patchpose.patches.geometry import LimbPatchGeometry, limb_patch_geometry, whole_frame_geometry
 from patchpose.patches.sampler import cut_patches
 from patchpose.patches.stage import write_limb_patches, write_uncropped
-from patchpose.patches.store import PatchStoreError, open_patch_store, write_patch_store
+from patchpose.patches.store import PatchStoreError, _ChunkFiles, open_patch_store, write_patch_store
 from patchpose.segmentation.store import open_segmentation
 from patchpose.skeleton import H36M
 from tests.dataset_factory import write_tiny_dataset
@@ -111,6 +113,48 @@ def test_uncropped_store_holds_the_whole_frames(inputs, tmp_path):
 def written(inputs, tmp_path) -> Path:
     return write_limb_patches(inputs["dataset"], inputs["segmentation"], tmp_path / "store.zarr",
                               source="groundtruth", geometry=GEOMETRY, storage=LZ4)  # fmt: skip
+
+
+@pytest.mark.parametrize("compressor", ["lz4", "zstd"])
+def test_samples_read_from_their_chunk_files_are_what_zarr_reads(inputs, tmp_path, compressor):
+    path = write_limb_patches(
+        inputs["dataset"], inputs["segmentation"], tmp_path / "store.zarr", source="groundtruth",
+        geometry=GEOMETRY, storage={"compressor": compressor, "compression_level": 3},
+    )  # fmt: skip
+    store = open_patch_store(path)
+    assert store._chunk_files is not None  # the direct reads are the ones under test
+    through_zarr = zarr.open_group(path, mode="r")["patches"]
+    rows = [9, 0, 4, 4]
+    assert np.array_equal(store.read(rows), np.stack([through_zarr[row] for row in rows]))
+
+
+def test_garbled_chunk_file_is_named_on_read(written):
+    chunk = written / "patches" / "c.4.0.0.0.0"
+    chunk.write_bytes(b"not a blosc frame" * 8)
+    store = open_patch_store(written)  # the file is there: only reading it finds the damage
+    assert store.read([3]).shape == (1, 16, 6, 24, 24)
+    with pytest.raises(PatchStoreError, match=rf"{written}: array 'patches': cannot read frame 4: .*c\.4\.0\.0\.0\.0"):
+        store.read([3, 4])
+
+
+@pytest.mark.parametrize(
+    "chunks, compressor, key_separator, readable",
+    [
+        ((1, 2, 3), BloscCodec(cname="lz4", typesize=1), ".", True),
+        ((1, 2, 3), GzipCodec(), ".", False),  # a codec this module never writes
+        ((2, 2, 3), BloscCodec(cname="lz4", typesize=1), ".", False),  # two samples per chunk
+        ((1, 2, 3), BloscCodec(cname="lz4", typesize=1), "/", False),  # nested chunk keys
+    ],
+)
+def test_only_the_written_layout_is_read_from_chunk_files(tmp_path, chunks, compressor, key_separator, readable):
+    group = zarr.open_group(tmp_path / "g.zarr", mode="w", zarr_format=3)
+    array = group.create_array("patches", shape=(4, 2, 3), chunks=chunks, dtype="uint8", compressors=compressor,
+                               chunk_key_encoding={"name": "default", "separator": key_separator})  # fmt: skip
+    array[:] = np.arange(24, dtype=np.uint8).reshape(4, 2, 3)
+    files = _ChunkFiles.of(tmp_path / "g.zarr" / "patches")
+    assert (files is not None) == readable
+    if readable:
+        assert np.array_equal(files.read(3), array[3])
 
 
 def test_truncated_store_is_rejected_naming_the_file(written):

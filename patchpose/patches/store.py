@@ -20,6 +20,12 @@ store ``results/<dataset>/dataset/<split>.zarr``; ``<source>`` is ``predicted``,
 Every chunk is written (``write_empty_chunks``), so a missing chunk file means a damaged store; the
 reader checks every chunk file (one ``stat`` per sample) and names the first missing one.
 
+Reading patches: a sample's chunk file is read and decoded directly (``numcodecs``, one file read and one
+decode per sample) when ``patches/zarr.json`` describes exactly a layout this module writes (uint8, one sample
+per chunk, flat keys, bytes + blosc or zstd, no storage transformers); zarr 3.1's asynchronous read path costs
+~1.2 ms per 16 x 6 x 64² sample where the file read and decode take ~0.15 ms, and the updater reads every
+training sample every epoch. Any other layout is read through zarr.
+
 Durability: ``patchpose.atomic.atomic_directory`` (durable, the default) puts the finished store on disk
 before it appears at its path. A store holds one chunk file per sample, so on Linux that is one
 ``syncfs`` of the file system rather than an fsync (a journal commit) per file.
@@ -27,12 +33,14 @@ before it appears at its path. A store holds one chunk file per sample, so on Li
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import zarr
+from numcodecs import Blosc, Zstd
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from patchpose.atomic import atomic_directory
@@ -56,7 +64,8 @@ VERSION = 1
 KINDS = ("limbs", "uncropped")
 COMPRESSORS = ("zstd", "lz4")
 SMALL_CHUNK_ROWS = 4096
-FLAT_KEYS = {"name": "default", "separator": "."}  # chunk files <array>/c.<i>.0...: one directory, not one per axis
+FLAT_KEYS_CONFIGURATION = {"separator": "."}  # chunk files <array>/c.<i>.0...: one directory, not one per axis
+FLAT_KEYS = {"name": "default", **FLAT_KEYS_CONFIGURATION}
 UNITS = {"patches": "uint8 rgb + palette-coded segmentation", "affine": "patch_px->frame_px", "box": "frame_px"}
 
 
@@ -156,11 +165,51 @@ def write_patch_store(
     return Path(path)
 
 
+class _ChunkFiles:
+    """The one-sample chunks of a local zarr v3 array of a layout ``write_patch_store`` writes, read straight
+    from their files (module docstring). ``of(directory)`` is None for any other layout."""
+
+    DECODERS = {"blosc": Blosc, "zstd": Zstd}  # the decoders read their parameters from each chunk's header
+
+    def __init__(self, directory: Path, sample_shape: tuple[int, ...], decoder):
+        self.directory, self.sample_shape, self.decoder = directory, sample_shape, decoder
+        self.size = int(np.prod(sample_shape))
+        self.suffix = ".0" * len(sample_shape)
+
+    @classmethod
+    def of(cls, directory: Path) -> _ChunkFiles | None:
+        try:
+            metadata = json.loads((directory / "zarr.json").read_text())
+            shape, chunks = metadata["shape"], metadata["chunk_grid"]["configuration"]["chunk_shape"]
+            codecs = [codec["name"] for codec in metadata["codecs"]]
+            regular = metadata["chunk_grid"]["name"] == "regular" and chunks == [1, *shape[1:]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        flat = metadata.get("chunk_key_encoding") == {"name": "default", "configuration": FLAT_KEYS_CONFIGURATION}
+        known = len(codecs) == 2 and codecs[0] == "bytes" and codecs[1] in cls.DECODERS
+        plain = metadata.get("data_type") == "uint8" and not metadata.get("storage_transformers")
+        if not (regular and flat and known and plain):
+            return None
+        return cls(directory, tuple(int(side) for side in shape[1:]), cls.DECODERS[codecs[1]]())
+
+    def read(self, index: int) -> np.ndarray:
+        """Sample ``index``; OSError or ValueError naming the chunk file if it cannot be read or decoded."""
+        chunk = self.directory / f"c.{index}{self.suffix}"
+        try:
+            decoded = np.frombuffer(self.decoder.decode(chunk.read_bytes()), dtype=np.uint8)
+        except (RuntimeError, ValueError) as error:  # numcodecs' decode errors
+            raise ValueError(f"{chunk}: cannot decode: {error}") from error
+        if decoded.size != self.size:
+            raise ValueError(f"{chunk}: decodes to {decoded.size} bytes, a sample has {self.size}")
+        return decoded.reshape(self.sample_shape)
+
+
 class PatchStore:
     """A validated, read-only patch store; everything is read by frame index, so memory stays bounded."""
 
     def __init__(self, path: Path, attrs: dict, group: zarr.Group):
         self.path, self.attrs, self._group = path, attrs, group
+        self._chunk_files = _ChunkFiles.of(Path(path) / "patches")
         self.kind: str = attrs["kind"]
         self.source: str = attrs["source"]
         self.split: str = attrs["split"]
@@ -192,15 +241,17 @@ class PatchStore:
     def read(self, indices) -> np.ndarray:
         """(B, P, 6, R, R) uint8 patches of frames ``indices`` (any order, repeats allowed).
 
-        One zarr read per sample: for scattered samples this is several times faster than one
+        One read per sample, of its chunk file directly where the layout allows (module docstring), else
+        through zarr: for scattered samples, one zarr read per sample is several times faster than one
         orthogonal selection (``oindex``) of the whole batch in zarr 3.1 (measured, benchmarks/patches.py).
         """
         indices = self._check_indices(indices)
         patches = self._group["patches"]
+        read = patches.__getitem__ if self._chunk_files is None else self._chunk_files.read
         out = np.empty((len(indices), *patches.shape[1:]), dtype=np.uint8)
         for row, index in enumerate(indices.tolist()):
             try:
-                out[row] = patches[index]
+                out[row] = read(index)
             except Exception as error:  # a corrupt chunk: name the store, array and sample, keep the cause
                 raise _fail(self.path, f"array 'patches': cannot read frame {index}: {error}") from error
         return out

@@ -4,12 +4,16 @@ in frame px -> unitless box inputs.
 Images: the zoom to the network input size happens on the device (paper §3.2: "zero padded and enlarged to
 network input resolution"; the patch cache holds them at their native size). The uint8 batch crosses to the
 device as it is (a quarter of the bytes of float32), then, there: the modality's channels, conversion to
-float32 and normalisation, a bilinear resize to ``input_size`` (``align_corners=False``; antialiased only
-when downscaling, where it averages the footprint instead of skipping pixels). Normalisation: every 3-channel
-group, RGB and colour-coded segmentation alike, is standardised with ImageNet's per-channel mean and standard
-deviation, ``(value / 255 - mean[c]) / std[c]``, what torchvision's ImageNet weights were trained on, so the
-``resnet``'s pretrained first convolution (``patchpose.updater.resnet``) sees inputs of the statistics it
-expects; the other networks see the same inputs. On CUDA the result is channels_last.
+float32, a bilinear resize to ``input_size`` (``align_corners=False``; antialiased only when downscaling, where
+it averages the footprint instead of skipping pixels), the recolouring and the normalisation. The resize,
+recolouring and normalisation are linear per pixel and channel, so they run in the cheapest order: a resize
+that shrinks the patches comes first (the other two then touch a quarter of the pixels at 64 -> 32 px: the
+default updater's batch is prepared in about a third of the time on the CPU), one that enlarges them last;
+only the recolouring's clipping to 0..255 sees averaged pixels when the resize comes first. Normalisation:
+every 3-channel group, RGB and colour-coded segmentation alike, is standardised with ImageNet's per-channel
+mean and standard deviation, ``(value / 255 - mean[c]) / std[c]``, what torchvision's ImageNet weights were
+trained on, so the ``resnet``'s pretrained first convolution (``patchpose.updater.resnet``) sees inputs of the
+statistics it expects; the other networks see the same inputs. On CUDA the result is channels_last.
 
 Recolouring (training only, ``updater.training.augment``): before the normalisation, the frame's R, G, B in
 every patch of a frame are mixed by that frame's 3 x 3 matrix (``recolouring``: a random permutation of the
@@ -88,17 +92,25 @@ def prepare_batch(patches, modality: str, input_size: int, device: torch.device 
     channels = get_modality(modality).channels
     images = select_channels(patches.to(device, non_blocking=True), modality)
     scale, offset = _channel_affine(channels, images.shape[1] // len(channels), device)
-    images = images.float()
+    images = images.float()  # a new tensor: the steps below may work in place
+    shrink = images.shape[-1] > input_size
+    if shrink:  # the cheapest order (module docstring): shrink first, enlarge last
+        images = _resize(images, input_size)
     if recolour is not None:
         images = _recolour(images, channels, recolour.to(device))
-    images = images * scale + offset
-    size = images.shape[-1]
-    if size != input_size:
-        images = F.interpolate(images, size=(int(input_size), int(input_size)), mode="bilinear",
-                               align_corners=False, antialias=input_size < size)  # fmt: skip
+    images = images.mul_(scale).add_(offset)
+    if images.shape[-1] != input_size:
+        images = _resize(images, input_size)
     if device.type == "cuda":
         images = images.contiguous(memory_format=torch.channels_last)
     return images
+
+
+def _resize(images: torch.Tensor, input_size: int) -> torch.Tensor:
+    """(B, C, R, R) -> (B, C, S, S), S = ``input_size``: bilinear, antialiased when it shrinks."""
+    size = int(input_size)
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=size < images.shape[-1])  # fmt: skip
 
 
 def _recolour(images: torch.Tensor, channels: tuple[int, ...], recolour: torch.Tensor) -> torch.Tensor:

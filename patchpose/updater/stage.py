@@ -201,7 +201,8 @@ def _train_process(*, ranks: Ranks, dataset, initial, patches, variant: str, set
                    checkpoint_path, validation_rows=held, make_eval_batch=make_eval_batch, curve_path=curve_path,
                    extras={"bone_statistics": stats.to_dict(), "variant": variant, "modality": modality,
                            "baseline": baseline},
-                   after_training=calibrate, after_epoch=after_epoch, provenance=provenance, ranks=ranks)  # fmt: skip
+                   after_training=calibrate, after_epoch=after_epoch, provenance=provenance, ranks=ranks,
+                   validation_batch_size=settings["training"]["batch_size"])  # fmt: skip
     finally:
         if loader is not None:
             loader.close()
