@@ -4,7 +4,7 @@
 (store rows; an example is addressed by its position 0..len(rows)-1, as ``patchpose.training.train``'s
 ``make_batch`` is): ``read(positions)`` reads one batch now; ``iterate(plan)`` reads the batches of ``plan``
 (an iterable of position arrays, consumed lazily) ahead of their use, through a
-``torch.utils.data.DataLoader`` whose items are whole batches (one ``PatchStore.read`` each, one zarr read
+``torch.utils.data.DataLoader`` whose items are whole batches (one ``PatchStore.read`` each, one chunk file
 per sample). With ``num_workers`` > 0 loader processes read while the network trains; each batch depends on
 its positions only, and the DataLoader returns items in the sampler's order, so the batches and their order
 are the same whatever ``num_workers`` is. ``pin_memory`` (for CUDA) pins each batch for an asynchronous copy
