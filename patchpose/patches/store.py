@@ -22,9 +22,9 @@ reader checks every chunk file (one ``stat`` per sample) and names the first mis
 
 Reading patches: a sample's chunk file is read and decoded directly (``numcodecs``, one file read and one
 decode per sample) when ``patches/zarr.json`` describes exactly a layout this module writes (uint8, one sample
-per chunk, flat keys, bytes + blosc or zstd, no storage transformers); zarr 3.1's asynchronous read path costs
-~1.2 ms per 16 x 6 x 64² sample where the file read and decode take ~0.15 ms, and the updater reads every
-training sample every epoch. Any other layout is read through zarr.
+per chunk, flat keys, bytes + blosc or zstd, no storage transformers): zarr 3.1's asynchronous read path costs
+several times the file read and decode per sample (``benchmarks/patches.py`` prints both), and the updater reads
+every training sample every epoch. Any other layout is read through zarr.
 
 Durability: ``patchpose.atomic.atomic_directory`` (durable, the default) puts the finished store on disk
 before it appears at its path. A store holds one chunk file per sample, so on Linux that is one
