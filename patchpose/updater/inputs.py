@@ -7,13 +7,12 @@ device as it is (a quarter of the bytes of float32), then, there: the modality's
 float32, a bilinear resize to ``input_size`` (``align_corners=False``; antialiased only when downscaling, where
 it averages the footprint instead of skipping pixels), the recolouring and the normalisation. The resize,
 recolouring and normalisation are linear per pixel and channel, so they run in the cheapest order: a resize
-that shrinks the patches comes first (the other two then touch a quarter of the pixels at 64 -> 32 px: the
-default updater's batch is prepared in about a third of the time on the CPU), one that enlarges them last;
-only the recolouring's clipping to 0..255 sees averaged pixels when the resize comes first. Normalisation:
-every 3-channel group, RGB and colour-coded segmentation alike, is standardised with ImageNet's per-channel
-mean and standard deviation, ``(value / 255 - mean[c]) / std[c]``, what torchvision's ImageNet weights were
-trained on, so the ``resnet``'s pretrained first convolution (``patchpose.updater.resnet``) sees inputs of the
-statistics it expects; the other networks see the same inputs. On CUDA the result is channels_last.
+that shrinks the patches comes first (the other two then touch a quarter of the pixels at 64 -> 32 px), one
+that enlarges them last; only the recolouring's clipping to 0..255 sees averaged pixels when the resize comes
+first. Normalisation: every 3-channel group, RGB and colour-coded segmentation alike, is standardised with
+ImageNet's per-channel mean and standard deviation, ``(value / 255 - mean[c]) / std[c]``, what torchvision's
+ImageNet weights were trained on, so the ``resnet``'s pretrained first convolution (``patchpose.updater.resnet``)
+sees inputs of the statistics it expects; the other networks see the same inputs. On CUDA the result is channels_last.
 
 Recolouring (training only, ``updater.training.augment``): before the normalisation, the frame's R, G, B in
 every patch of a frame are mixed by that frame's 3 x 3 matrix (``recolouring``: a random permutation of the
