@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import yaml
 
+from patchpose.allocator import keep_freed_memory
 from patchpose.patches.store import open_patch_store
 from patchpose.training import autocast_settings, select_device
 from patchpose.updater.inputs import prepare_batch
@@ -61,6 +62,7 @@ class Trainer:
     """One network, optimiser and the step ``training.train`` takes."""
 
     def __init__(self, settings: dict, modality: str, batch_size: int, device: torch.device):
+        keep_freed_memory()  # as training.train does
         torch.manual_seed(0)
         self.network = build_network(settings, modality, load_weights=False).to(device)
         self.amp, self.dtype, scaled = autocast_settings(device)  # as training.train does

@@ -23,6 +23,9 @@ Learning rate (``TrainSpec.schedule``): ``cosine`` decays it from ``learning_rat
 ``plateau_factor`` once ``plateau_patience`` epochs in a row bring no strictly lower validation loss (then
 counts afresh), as the paper's refinement module is trained ("divided by 10 after loss plateau on the
 validation set"). Either schedule's state is in the checkpoint, so a resumed run continues its sequence.
+
+Memory: ``train`` first keeps glibc from unmapping and re-mapping the large tensors each step allocates and
+frees (``patchpose.allocator.keep_freed_memory``; ``PATCHPOSE_MALLOC=default`` leaves glibc as it is).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from patchpose.allocator import keep_freed_memory
 from patchpose.atomic import atomic_write_bytes
 from patchpose.distributed import SINGLE, Ranks, all_gather, all_reduce_sums, barrier, share
 from patchpose.rng import stream
@@ -273,6 +277,7 @@ def train(
     """
     if num_items < 2:
         raise ValueError(f"need at least 2 training examples, got {num_items}")
+    keep_freed_memory()
     plateau = spec.schedule == "plateau"
     if plateau and validation is None:
         raise ValueError("schedule 'plateau' lowers the learning rate when the validation loss stalls: it needs "

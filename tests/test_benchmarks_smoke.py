@@ -175,3 +175,22 @@ def test_the_depth_sign_benchmark_scores_a_perfect_and_a_depth_mirrored_predicti
     assert overall["baselines/perfect"].balanced_accuracy == 1.0 and overall["baselines/perfect"].count == 40 * 8
     # the tiny world's limbs lie nearly across their rays, so the reversal about the z axis flips most, not all
     assert overall["baselines/mirrored"].balanced_accuracy < 0.6
+
+
+def test_the_allocator_benchmark_runs_both_modes_on_a_store(tmp_path):
+    store = _tiny_results(tmp_path) / "patches" / "predicted" / "train.zarr"
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "allocator.py"), "--store", str(store),
+                             "--batch-size", "2", "--pool", "2", "--warmup", "1", "--steps", "2", "--repeats", "1"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    rows = [line.split() for line in lines if line.startswith(("glibc ", "kept ")) and " / " not in line]
+    assert [row[0] for row in rows] == ["glibc", "kept"] and all(float(row[1]) > 0 for row in rows)
+    assert "kept / glibc:" in lines[-1] and "not applied" not in result.stdout
+
+
+def test_the_allocator_benchmark_names_a_missing_store(tmp_path):
+    script = REPO / "benchmarks" / "allocator.py"
+    result = subprocess.run([sys.executable, str(script), "--store", str(tmp_path / "absent.zarr")], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 2 and "absent.zarr: not a patch store" in result.stderr
