@@ -438,14 +438,14 @@ def get_error_model_fit_inputs(wildcards):
 
 
 def get_claims_inputs(wildcards):
-    """Every planned pair's evaluation, and the per-frame errors of every baseline refined (for ``unpack``)."""
+    """Every planned pair's per-frame errors and rarity deciles, and the per-frame errors of every baseline refined
+    (for ``unpack``)."""
     pairs = get_updater_pairs()
     baselines = list(dict.fromkeys(baseline for baseline, _ in pairs))
     refined = [f"{RESULTS}/refined/{baseline}/{variant}" for baseline, variant in pairs]
     return {
         "baseline_errors": [f"{RESULTS}/baselines/{baseline}/test_frame_errors.npz" for baseline in baselines],
         "refined_errors": [f"{path}/test_frame_errors.npz" for path in refined],
-        "improvements": [f"{path}/improvement.csv" for path in refined],
         "deciles": [f"{path}/rarity_deciles.csv" for path in refined],
     }
 

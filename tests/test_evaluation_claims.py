@@ -109,7 +109,7 @@ def test_the_patches_add_to_the_pose_claim_compares_the_conditioned_updater_with
     for variant, errors in files.items():
         _table(tmp_path, f"{variant}.npz", errors)
         refined[f"integral3d/{variant}"] = str(tmp_path / f"{variant}.npz")
-    claims = compose_claims(baseline_errors={}, refined_errors=refined, improvements={}, deciles={}, table1=[],
+    claims = compose_claims(baseline_errors={}, refined_errors=refined, deciles={}, table1=[],
                             ablation="integral3d", resamples=200, confidence=0.95, seed=0)  # fmt: skip
     added = claims["patches add to the pose-only control"]
     assert added["holds"] is True and added["improvement_mm"] == pytest.approx(3.0)
@@ -118,6 +118,45 @@ def test_the_patches_add_to_the_pose_claim_compares_the_conditioned_updater_with
     assert claims["patches beat the pose-only control"]["holds"] is False  # rgb_seg is 2 mm worse than pose_only
     del refined["integral3d/rgb_seg_conditioned"]
     assert "patches add to the pose-only control" not in compose_claims(
-        baseline_errors={}, refined_errors=refined, improvements={}, deciles={}, table1=[], ablation="integral3d",
+        baseline_errors={}, refined_errors=refined, deciles={}, table1=[], ablation="integral3d",
         resamples=200, confidence=0.95, seed=0,
     )  # fmt: skip
+
+
+def test_the_table_2_and_3_claims_hold_only_when_the_paired_intervals_exclude_0(tmp_path):
+    from patchpose.evaluation.refinement import compose_claims
+
+    noisy_tie = np.array([2.0, -1.5] * 4)  # seg - rgb_seg: 0.25 mm lower on average, but not for every pose
+    files = {
+        "uncropped_rgb": np.add(INITIAL, 2.0),
+        "rgb": np.asarray(INITIAL),
+        "seg": np.subtract(INITIAL, 1.0),
+        "rgb_seg": np.subtract(INITIAL, 3.0),
+    }
+
+    def claims_for(files):
+        refined = {}
+        for variant, errors in files.items():
+            _table(tmp_path, f"{variant}.npz", errors)
+            refined[f"lifting/{variant}"] = str(tmp_path / f"{variant}.npz")
+        return compose_claims(baseline_errors={}, refined_errors=refined, deciles={}, table1=[], ablation="lifting",
+                              resamples=400, confidence=0.95, seed=0)  # fmt: skip
+
+    claims = claims_for(files)
+    t2, t3 = claims["T2 cropped rgb beats uncropped rgb"], claims["T3 rgb_seg beats rgb and seg"]
+    assert t2["holds"] is True and t2["improvement_mm"] == pytest.approx(2.0)
+    assert (t2["ci_low_mm"], t2["ci_high_mm"]) == pytest.approx((2.0, 2.0))
+    assert t2["rgb_mm"] == pytest.approx(67.5) and t2["uncropped_rgb_mm"] == pytest.approx(69.5)  # (47.5 + 87.5) / 2
+    assert t3["holds"] is True
+    assert t3["over_rgb"]["improvement_mm"] == pytest.approx(3.0)
+    assert t3["over_seg"]["improvement_mm"] == pytest.approx(2.0)
+    assert t3["over_seg"]["initial"].endswith("seg.npz") and t3["over_seg"]["refined"].endswith("rgb_seg.npz")
+
+    claims = claims_for({**files, "rgb_seg": np.subtract(files["seg"], noisy_tie)})
+    t3 = claims["T3 rgb_seg beats rgb and seg"]
+    assert t3["rgb_seg_mm"] < t3["seg_mm"]  # lower on average ...
+    assert t3["over_seg"]["improvement_mm"] == pytest.approx(0.25) and t3["over_seg"]["ci_low_mm"] < 0
+    assert t3["holds"] is False  # ... but not beyond the interval
+
+    del files["uncropped_rgb"]
+    assert "T2 cropped rgb beats uncropped rgb" not in claims_for(files)

@@ -24,7 +24,7 @@ def _deciles(path, common_gain: float, rare_gain: float):
 )
 def test_the_rare_claim_needs_the_rarest_decile_to_gain(tmp_path, common_gain, rare_gain, holds):
     deciles = {"lifting/rgb_seg": _deciles(tmp_path / "deciles.csv", common_gain, rare_gain)}
-    claims = compose_claims(baseline_errors={}, refined_errors={}, improvements={}, deciles=deciles, table1=[],
+    claims = compose_claims(baseline_errors={}, refined_errors={}, deciles=deciles, table1=[],
                             ablation="lifting", resamples=100, confidence=0.95, seed=0)  # fmt: skip
     claim = claims["rare lifting/rgb_seg"]
     assert claim["holds"] is holds

@@ -10,7 +10,6 @@ with log_to_file(snakemake.log[0]):
     claims = compose_claims(
         baseline_errors=dict(zip(snakemake.params.baselines, snakemake.input.baseline_errors, strict=True)),
         refined_errors=dict(zip(keys, snakemake.input.refined_errors, strict=True)),
-        improvements=dict(zip(keys, snakemake.input.improvements, strict=True)),
         deciles=dict(zip(keys, snakemake.input.deciles, strict=True)),
         table1=[tuple(pair) for pair in snakemake.params.table1],
         ablation=snakemake.params.ablation,

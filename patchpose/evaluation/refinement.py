@@ -153,7 +153,6 @@ def compose_claims(
     *,
     baseline_errors: Mapping[str, str],
     refined_errors: Mapping[str, str],
-    improvements: Mapping[str, str],
     deciles: Mapping[str, str],
     table1: list[tuple[str, str]],
     ablation: str,
@@ -163,13 +162,15 @@ def compose_claims(
 ) -> dict:
     """The claims of Tables 1-3 and the controls, each ``{claim, holds, ...numbers}``.
 
-    baseline_errors: {baseline: its test_frame_errors.npz}; refined_errors, improvements, deciles:
+    baseline_errors: {baseline: its test_frame_errors.npz}; refined_errors, deciles:
     {"<baseline>/<variant>": file}; table1: the (baseline, variant) pairs of Table 1; ablation: the baseline
     whose ablations ran (variants rgb, seg, uncropped_rgb, pose_only, rgb_seg_conditioned where present).
 
     * T1 (per pair of Table 1): the refined average MPJPE is lower and the interval excludes 0;
-    * T2: cropped ``rgb`` patches beat the ``uncropped_rgb`` frame (refined average lower);
-    * T3: ``rgb_seg`` beats both ``rgb`` and ``seg``;
+    * T2: cropped ``rgb`` patches beat the ``uncropped_rgb`` frame: refined average lower, the paired interval
+      of the difference excluding 0;
+    * T3: ``rgb_seg`` beats both ``rgb`` and ``seg``, each difference's paired interval excluding 0 (both in
+      ``over_rgb`` and ``over_seg``);
     * rare: the rarest decile gains (relative gain > 0: a refiner that harms rare poses less than common
       ones does not help them) and at least as much as the commonest;
     * patches: the ``rgb_seg`` updater beats the pose-only control, the paired interval of their
@@ -190,26 +191,31 @@ def compose_claims(
         key = f"{baseline}/{variant}"
         claims[f"T1 {key}"] = paired_claim(baseline_errors[baseline], refined_errors[key], baseline, variant)
     average = MEAN_OF_ACTION_MEANS_LABEL
-
-    def refined_average(variant: str) -> float | None:
-        key = f"{ablation}/{variant}"
-        return read_improvement(improvements[key])[average]["refined_mm"] if key in improvements else None
-
-    rgb, uncropped, seg, both = (refined_average(v) for v in ("rgb", "uncropped_rgb", "seg", "rgb_seg"))
-    if rgb is not None and uncropped is not None:
+    variants = {variant: f"{ablation}/{variant}" for variant in ("rgb", "uncropped_rgb", "seg", "rgb_seg")}
+    ran = {variant for variant, key in variants.items() if key in refined_errors}
+    if {"rgb", "uncropped_rgb"} <= ran:
+        paired = paired_claim(refined_errors[variants["uncropped_rgb"]], refined_errors[variants["rgb"]], "T2")
         claims["T2 cropped rgb beats uncropped rgb"] = {
-            "claim": f"{ablation}: refined MPJPE with rgb patches lower than with the uncropped frame ({average})",
-            "holds": bool(rgb < uncropped),
-            "rgb_mm": rgb,
-            "uncropped_rgb_mm": uncropped,
+            **paired,
+            "claim": f"{ablation}: refined MPJPE with rgb patches lower than with the uncropped frame; "
+            + paired["claim"],
+            "rgb_mm": paired["refined_mm"],
+            "uncropped_rgb_mm": paired["initial_mm"],
         }
-    if None not in (rgb, seg, both):
+    if {"rgb", "seg", "rgb_seg"} <= ran:
+        over = {
+            single: paired_claim(refined_errors[variants[single]], refined_errors[variants["rgb_seg"]], "T3", single)
+            for single in ("rgb", "seg")
+        }
         claims["T3 rgb_seg beats rgb and seg"] = {
-            "claim": f"{ablation}: the rgb_seg updater's refined MPJPE is lower than rgb's and seg's ({average})",
-            "holds": bool(both < rgb and both < seg),
-            "rgb_seg_mm": both,
-            "rgb_mm": rgb,
-            "seg_mm": seg,
+            "claim": f"{ablation}: the rgb_seg updater's refined MPJPE is lower than rgb's and seg's ({average}), "
+            f"the {over['rgb']['confidence']:.0%} bootstrap interval of each difference excluding 0",
+            "holds": bool(over["rgb"]["holds"] and over["seg"]["holds"]),
+            "rgb_seg_mm": over["rgb"]["refined_mm"],
+            "rgb_mm": over["rgb"]["initial_mm"],
+            "seg_mm": over["seg"]["initial_mm"],
+            "over_rgb": over["rgb"],
+            "over_seg": over["seg"],
         }
     for key, path in deciles.items():
         with open(path, newline="", encoding="utf-8") as handle:
