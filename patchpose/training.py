@@ -24,8 +24,9 @@ Learning rate (``TrainSpec.schedule``): ``cosine`` decays it from ``learning_rat
 counts afresh), as the paper's refinement module is trained ("divided by 10 after loss plateau on the
 validation set"). Either schedule's state is in the checkpoint, so a resumed run continues its sequence.
 
-Memory: ``train`` first keeps glibc from unmapping and re-mapping the large tensors each step allocates and
-frees (``patchpose.allocator.keep_freed_memory``; ``PATCHPOSE_MALLOC=default`` leaves glibc as it is).
+Memory: on the CPU ``train`` first keeps glibc from unmapping and re-mapping the large tensors each step
+allocates and frees (``patchpose.allocator.keep_freed_memory``; ``PATCHPOSE_MALLOC=default`` leaves glibc as it
+is).
 """
 
 from __future__ import annotations
@@ -277,7 +278,8 @@ def train(
     """
     if num_items < 2:
         raise ValueError(f"need at least 2 training examples, got {num_items}")
-    keep_freed_memory()
+    if device.type == "cpu":  # the tensors a CUDA step allocates and frees live on the GPU
+        keep_freed_memory()
     plateau = spec.schedule == "plateau"
     if plateau and validation is None:
         raise ValueError("schedule 'plateau' lowers the learning rate when the validation loss stalls: it needs "
