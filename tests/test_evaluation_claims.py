@@ -150,7 +150,7 @@ def test_the_table_2_and_3_claims_hold_only_when_the_paired_intervals_exclude_0(
     assert t3["holds"] is True
     assert t3["over_rgb"]["improvement_mm"] == pytest.approx(3.0)
     assert t3["over_seg"]["improvement_mm"] == pytest.approx(2.0)
-    assert t3["over_seg"]["initial"].endswith("seg.npz") and t3["over_seg"]["refined"].endswith("rgb_seg.npz")
+    assert t3["over_seg"]["initial"].endswith("/seg.npz") and t3["over_seg"]["refined"].endswith("/rgb_seg.npz")
 
     claims = claims_for({**files, "rgb_seg": np.subtract(files["seg"], noisy_tie)})
     t3 = claims["T3 rgb_seg beats rgb and seg"]
