@@ -114,7 +114,7 @@ def test_the_installed_packages_are_the_locked_ones():
 
 def test_bootstrap_installs_with_the_lock():
     script = (REPO / "bootstrap.sh").read_text(encoding="utf-8")
-    assert 'LOCK=constraints.txt' in script and 'install_into "$VENV" --constraint "$LOCK"' in script
+    assert "LOCK=constraints.txt" in script and 'install_into "$VENV" --constraint "$LOCK"' in script
     assert 'cat pyproject.toml "$LOCK" | sha256sum' in script  # a new lock reinstalls
     torch = re.search(r"TORCH=\(([^)]*)\)", script)[1].replace('"', "").split()
     assert torch == [r for r in _pyproject()["project"]["dependencies"] if r.startswith("torch")]
