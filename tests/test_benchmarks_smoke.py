@@ -194,3 +194,51 @@ def test_the_allocator_benchmark_names_a_missing_store(tmp_path):
     result = subprocess.run([sys.executable, str(script), "--store", str(tmp_path / "absent.zarr")], cwd=REPO,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 2 and "absent.zarr: not a patch store" in result.stderr
+
+
+def _claims_file(path, t1_improvement, rare_gains, over_seg_holds):
+    """A claims.json of the writer's shapes: a paired T1, a T3 made of two paired parts, a rare claim."""
+
+    def paired(improvement):
+        return {"improvement_mm": improvement, "ci_low_mm": improvement - 1, "ci_high_mm": improvement + 1,
+                "holds": improvement - 1 > 0}  # fmt: skip
+
+    over_seg = paired(2.0 if over_seg_holds else -2.0)
+    claims = {
+        "T1 a/rgb_seg": paired(t1_improvement),
+        "T3 rgb_seg beats rgb and seg": {"holds": over_seg_holds, "over_rgb": paired(5.0), "over_seg": over_seg},
+        "rare a/rgb_seg": {
+            "holds": rare_gains[0] >= rare_gains[1],
+            "rarest_relative_gain": rare_gains[0],
+            "commonest_relative_gain": rare_gains[1],
+        },
+    }
+    path.mkdir()
+    (path / "claims.json").write_text(json.dumps(claims))
+    return path
+
+
+def test_the_claims_spread_tells_robust_claims_from_varying_ones(tmp_path):
+    first = _claims_file(tmp_path / "seed0", 4.0, (0.05, 0.10), over_seg_holds=False)
+    second = _claims_file(tmp_path / "seed1", 3.0, (0.08, 0.02), over_seg_holds=False)
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "claims_spread.py"), str(first),
+                             str(second / "claims.json"), "--names", "s0,s1"], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = {line.split("  ")[0].strip(): line for line in result.stdout.splitlines()}
+    assert "+4.0 [+3.0, +5.0] holds" in rows["T1 a/rgb_seg"] and rows["T1 a/rgb_seg"].endswith("holds in every run")
+    assert rows["T3 rgb_seg beats rgb and seg"].endswith("fails in every run")
+    assert rows["T3 rgb_seg beats rgb and seg / over_rgb"].endswith("holds in every run")
+    assert "-2.0 [-3.0, -1.0] FAILS" in rows["T3 rgb_seg beats rgb and seg / over_seg"]
+    assert "+5.0% vs +10.0% FAILS" in rows["rare a/rgb_seg"] and "+8.0% vs +2.0% holds" in rows["rare a/rgb_seg"]
+    assert rows["rare a/rgb_seg"].endswith("varies: holds in 1 of 2")
+    assert result.stdout.splitlines()[-1] == ("3 claims over 2 runs: 1 hold in every run, 1 fail in every run, "
+                                              "1 vary, 0 missing in some run")  # fmt: skip
+
+
+def test_the_claims_spread_names_a_file_that_is_not_claims(tmp_path):
+    bad = tmp_path / "claims.json"
+    bad.write_text(json.dumps({"T1": {"improvement_mm": 1.0}}))
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "claims_spread.py"), str(bad)],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode != 0 and f"{bad}: not a claims.json" in result.stderr
