@@ -160,3 +160,21 @@ def test_the_table_2_and_3_claims_hold_only_when_the_paired_intervals_exclude_0(
 
     del files["uncropped_rgb"]
     assert "T2 cropped rgb beats uncropped rgb" not in claims_for(files)
+
+
+def test_the_table_1_claim_states_the_interval_its_improvement_csv_prints(tmp_path):
+    from patchpose.evaluation.refinement import compose_claims, refinement_stream
+
+    initial = _table(tmp_path, "initial.npz", INITIAL)
+    refined = _table(tmp_path, "refined.npz", np.subtract(INITIAL, [5.0, 1.0, 9.0, -2.0, 7.0, 0.0, 3.0, 11.0]))
+    claims = compose_claims(baseline_errors={"lifting": str(tmp_path / "initial.npz")},
+                            refined_errors={"lifting/rgb_seg": str(tmp_path / "refined.npz")}, deciles={},
+                            table1=[("lifting", "rgb_seg")], ablation=None, resamples=300, confidence=0.9,
+                            seed=3)  # fmt: skip
+    printed = improvement_intervals(initial, refined, resamples=300, seed=3, confidence=0.9,
+                                    stream_names=refinement_stream("lifting", "rgb_seg"))  # fmt: skip
+    row = next(row for row in printed.rows if row["action"] == MEAN_OF_ACTION_MEANS_LABEL)
+    claim = claims["T1 lifting/rgb_seg"]
+    assert row["ci_low_mm"] < row["ci_high_mm"]  # a real spread, so another stream would give another interval
+    assert (claim["ci_low_mm"], claim["ci_high_mm"]) == (row["ci_low_mm"], row["ci_high_mm"])
+    assert refinement_stream("lifting", "rgb_seg") == ("refined", "lifting", "rgb_seg")  # docs/cli.md's --stream

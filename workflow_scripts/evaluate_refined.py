@@ -4,7 +4,7 @@ refined: improvement with bootstrap intervals, error and gain per rarity decile
 
 import logging
 
-from patchpose.evaluation.refinement import evaluate_refinement
+from patchpose.evaluation.refinement import evaluate_refinement, refinement_stream
 from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL
 from patchpose.workflow_logging import log_to_file
 
@@ -21,7 +21,7 @@ with log_to_file(snakemake.log[0]):
         resamples=snakemake.params.evaluation["bootstrap_resamples"],
         confidence=snakemake.params.evaluation["confidence"],
         seed=snakemake.params.seed,
-        stream_names=("refined", snakemake.wildcards.baseline, snakemake.wildcards.variant),
+        stream_names=refinement_stream(snakemake.wildcards.baseline, snakemake.wildcards.variant),
     )
     average = next(row for row in rows if row["action"] == MEAN_OF_ACTION_MEANS_LABEL)
     logging.getLogger("patchpose.evaluation").info(

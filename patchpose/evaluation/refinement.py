@@ -32,6 +32,7 @@ from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL
 
 __all__ = [
     "IMPROVEMENT_COLUMNS",
+    "refinement_stream",
     "improvement_rows",
     "write_improvement",
     "evaluate_refinement",
@@ -52,6 +53,12 @@ IMPROVEMENT_COLUMNS = (
     "ci_high_mm",
     "relative_improvement",
 )
+
+
+def refinement_stream(baseline: str, variant: str) -> tuple[str, str, str]:
+    """The bootstrap stream names of ``baseline`` refined by ``variant``: its ``improvement.csv`` and its Table 1
+    claim draw the same resamples, so the claim's interval is the one printed there."""
+    return ("refined", baseline, variant)
 
 
 def _csv(rows: list[dict], columns) -> str:
@@ -166,7 +173,8 @@ def compose_claims(
     {"<baseline>/<variant>": file}; table1: the (baseline, variant) pairs of Table 1; ablation: the baseline
     whose ablations ran (variants rgb, seg, uncropped_rgb, pose_only, rgb_seg_conditioned where present).
 
-    * T1 (per pair of Table 1): the refined average MPJPE is lower and the interval excludes 0;
+    * T1 (per pair of Table 1): the refined average MPJPE is lower and the interval excludes 0 (the interval of
+      the pair's ``improvement.csv``: the same bootstrap stream, ``refinement_stream``);
     * T2: cropped ``rgb`` patches beat the ``uncropped_rgb`` frame: refined average lower, the paired interval
       of the difference excluding 0;
     * T3: ``rgb_seg`` beats both ``rgb`` and ``seg``, each difference's paired interval excluding 0 (both in
@@ -181,20 +189,23 @@ def compose_claims(
     """
     claims: dict[str, dict] = {}
 
-    def paired_claim(before_path, after_path, *names: str) -> dict:  # after beats before, the interval excludes 0
+    def paired_claim(before_path, after_path, *streams: str) -> dict:  # after beats before, the interval excludes 0
         before, after = read_frame_errors(before_path), read_frame_errors(after_path)
-        intervals = improvement_intervals(before, after, resamples=resamples, seed=seed,
-                                          stream_names=("claims", *names), confidence=confidence)  # fmt: skip
+        intervals = improvement_intervals(before, after, resamples=resamples, seed=seed, stream_names=streams,
+                                          confidence=confidence)  # fmt: skip
         return improvement_claim(before, after, intervals)
 
     for baseline, variant in table1:
         key = f"{baseline}/{variant}"
-        claims[f"T1 {key}"] = paired_claim(baseline_errors[baseline], refined_errors[key], baseline, variant)
+        streams = refinement_stream(baseline, variant)  # the interval of the pair's improvement.csv
+        claims[f"T1 {key}"] = paired_claim(baseline_errors[baseline], refined_errors[key], *streams)
     average = MEAN_OF_ACTION_MEANS_LABEL
     variants = {variant: f"{ablation}/{variant}" for variant in ("rgb", "uncropped_rgb", "seg", "rgb_seg")}
     ran = {variant for variant, key in variants.items() if key in refined_errors}
     if {"rgb", "uncropped_rgb"} <= ran:
-        paired = paired_claim(refined_errors[variants["uncropped_rgb"]], refined_errors[variants["rgb"]], "T2")
+        paired = paired_claim(
+            refined_errors[variants["uncropped_rgb"]], refined_errors[variants["rgb"]], "claims", "T2"
+        )
         claims["T2 cropped rgb beats uncropped rgb"] = {
             **paired,
             "claim": f"{ablation}: refined MPJPE with rgb patches lower than with the uncropped frame; "
@@ -204,7 +215,9 @@ def compose_claims(
         }
     if {"rgb", "seg", "rgb_seg"} <= ran:
         over = {
-            single: paired_claim(refined_errors[variants[single]], refined_errors[variants["rgb_seg"]], "T3", single)
+            single: paired_claim(
+                refined_errors[variants[single]], refined_errors[variants["rgb_seg"]], "claims", "T3", single
+            )
             for single in ("rgb", "seg")
         }
         claims["T3 rgb_seg beats rgb and seg"] = {
@@ -230,12 +243,12 @@ def compose_claims(
         }
     control, patches = f"{ablation}/pose_only", f"{ablation}/rgb_seg"
     if control in refined_errors and patches in refined_errors:
-        claim = paired_claim(refined_errors[control], refined_errors[patches], "patches")
+        claim = paired_claim(refined_errors[control], refined_errors[patches], "claims", "patches")
         claim["claim"] = f"{ablation}: the rgb_seg updater beats the pose-only control; " + claim["claim"]
         claims["patches beat the pose-only control"] = claim
     conditioned = f"{ablation}/rgb_seg_conditioned"
     if control in refined_errors and conditioned in refined_errors:
-        claim = paired_claim(refined_errors[control], refined_errors[conditioned], "patches add to the pose")
+        claim = paired_claim(refined_errors[control], refined_errors[conditioned], "claims", "patches add to the pose")
         claim["claim"] = (f"{ablation}: the conditioned updater (patches + U_init) beats the pose-only control "
                           f"(U_init alone); " + claim["claim"])  # fmt: skip
         claims["patches add to the pose-only control"] = claim
