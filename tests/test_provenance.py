@@ -100,6 +100,16 @@ def test_module_files_follow_the_package_imports_and_nothing_else(tmp_path):
     assert "patches/geometry.py" not in stage and "baselines/common.py" not in stage
 
 
+def test_the_rarity_and_figure_scripts_do_not_cover_the_claims_code():
+    """Editing how claims or improvements are computed reruns the evaluations and claims, not the test split's
+    rarity or the figures (they once imported read_rarity / write_rarity from evaluation.refinement)."""
+    for script in ("pose_rarity.py", "plot_rarity_deciles.py", "plot_qualitative.py"):
+        paths = module_files(str(REPO / "workflow_scripts" / script))
+        files = {path.relative_to(PACKAGE_DIR).as_posix() for path in paths if PACKAGE_DIR in path.parents}
+        assert "evaluation/rarity.py" in files or script != "pose_rarity.py"
+        assert not files & {"evaluation/refinement.py", "evaluation/claims.py", "evaluation/bootstrap.py"}, script
+
+
 def test_code_digest_covers_the_package_data_a_module_reads():
     assert [path.name for path in _data_files(module_files("patchpose.camera"))] == ["h36m_cameras.json"]
     assert _data_files(module_files("patchpose.keypoints2d.stage")) == []  # the config schema is not stage code

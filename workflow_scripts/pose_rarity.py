@@ -1,8 +1,7 @@
 """Snakemake script: each test frame's pose rarity among the training poses (patchpose.evaluation.rarity)."""
 
 from patchpose.dataset_format import open_dataset
-from patchpose.evaluation.rarity import frame_rarity
-from patchpose.evaluation.refinement import write_rarity
+from patchpose.evaluation.rarity import frame_rarity, write_rarity
 from patchpose.workflow_logging import log_to_file
 
 with log_to_file(snakemake.log[0]):

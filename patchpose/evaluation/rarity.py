@@ -37,14 +37,27 @@ initial and a refined file, the gain ``initial - refined`` (mm) and the relative
 
 from __future__ import annotations
 
+import io
+import os
+
 import numpy as np
 
+from patchpose.atomic import atomic_write_bytes
 from patchpose.dataset_format import DatasetStore
 from patchpose.evaluation.frame_errors import FrameErrors, check_paired
 from patchpose.evaluation.groups import pose_ids, store_pose_ids
 from patchpose.skeleton import H36M
 
-__all__ = ["DECILE_COLUMNS", "body_frame", "pose_rarity", "frame_rarity", "decile_rows", "rarity_deciles"]
+__all__ = [
+    "DECILE_COLUMNS",
+    "body_frame",
+    "pose_rarity",
+    "frame_rarity",
+    "write_rarity",
+    "read_rarity",
+    "decile_rows",
+    "rarity_deciles",
+]
 
 DECILE_COLUMNS = (
     "decile",
@@ -220,3 +233,22 @@ def rarity_deciles(rarity_mm, initial: FrameErrors, refined: FrameErrors, *, met
         )
     poses = pose_ids(initial.subject, initial.action, initial.subaction, initial.frame_index)
     return decile_rows(rarity, poses, initial.metric(metric), refined.metric(metric))
+
+
+def write_rarity(path: str | os.PathLike, rarity_mm: np.ndarray, frame_ids: list[str], k: int) -> None:
+    """The test split's per-frame rarity (mm) as npz: ``rarity_mm`` (N,), ``frame_ids`` (N,), ``k``."""
+    buffer = io.BytesIO()
+    np.savez(buffer, rarity_mm=np.asarray(rarity_mm, dtype=np.float64), frame_ids=np.array(frame_ids), k=np.array(k))
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_rarity(path: str | os.PathLike, num_frames: int) -> np.ndarray:
+    """(N,) rarity of a ``write_rarity`` file; ValueError naming the file when it is not one of N frames."""
+    try:
+        with np.load(path) as data:
+            rarity = np.asarray(data["rarity_mm"], dtype=np.float64)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable rarity file: {error}") from error
+    if rarity.shape != (num_frames,) or not np.all(np.isfinite(rarity)):
+        raise ValueError(f"{path}: rarity of {rarity.shape} frames (finite?), the test split has {num_frames}")
+    return rarity

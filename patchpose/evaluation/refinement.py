@@ -20,13 +20,11 @@ import json
 import os
 from collections.abc import Mapping
 
-import numpy as np
-
-from patchpose.atomic import atomic_write_bytes, atomic_write_text
+from patchpose.atomic import atomic_write_text
 from patchpose.evaluation.bootstrap import improvement_intervals
 from patchpose.evaluation.claims import improvement_claim
 from patchpose.evaluation.frame_errors import read_frame_errors
-from patchpose.evaluation.rarity import DECILE_COLUMNS, rarity_deciles
+from patchpose.evaluation.rarity import DECILE_COLUMNS, rarity_deciles, read_rarity
 from patchpose.evaluation.tables import evaluate_prediction_file, per_action_rows
 from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL
 
@@ -36,8 +34,6 @@ __all__ = [
     "improvement_rows",
     "write_improvement",
     "evaluate_refinement",
-    "write_rarity",
-    "read_rarity",
     "read_improvement",
     "compose_claims",
     "write_claims",
@@ -126,25 +122,6 @@ def evaluate_refinement(
     write_improvement(improvement, rows)
     atomic_write_text(deciles, _csv(decile_table, DECILE_COLUMNS))
     return rows
-
-
-def write_rarity(path: str | os.PathLike, rarity_mm: np.ndarray, frame_ids: list[str], k: int) -> None:
-    """The test split's per-frame rarity (mm) as npz: ``rarity_mm`` (N,), ``frame_ids`` (N,), ``k``."""
-    buffer = io.BytesIO()
-    np.savez(buffer, rarity_mm=np.asarray(rarity_mm, dtype=np.float64), frame_ids=np.array(frame_ids), k=np.array(k))
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def read_rarity(path: str | os.PathLike, num_frames: int) -> np.ndarray:
-    """(N,) rarity of a ``write_rarity`` file; ValueError naming the file when it is not one of N frames."""
-    try:
-        with np.load(path) as data:
-            rarity = np.asarray(data["rarity_mm"], dtype=np.float64)
-    except Exception as error:
-        raise ValueError(f"{path}: not a readable rarity file: {error}") from error
-    if rarity.shape != (num_frames,) or not np.all(np.isfinite(rarity)):
-        raise ValueError(f"{path}: rarity of {rarity.shape} frames (finite?), the test split has {num_frames}")
-    return rarity
 
 
 def read_improvement(path: str | os.PathLike) -> dict[str, dict]:

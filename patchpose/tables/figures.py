@@ -28,8 +28,7 @@ from patchpose.atomic import atomic_write_bytes
 from patchpose.dataset_format import open_dataset
 from patchpose.evaluation.frame_errors import check_paired, read_frame_errors
 from patchpose.evaluation.groups import pose_ids
-from patchpose.evaluation.rarity import DECILE_COLUMNS
-from patchpose.evaluation.refinement import read_rarity
+from patchpose.evaluation.rarity import DECILE_COLUMNS, read_rarity
 from patchpose.patches.contact_sheet import frame_row
 from patchpose.patches.store import open_patch_store
 from patchpose.poses3d.loading import load_for_store
