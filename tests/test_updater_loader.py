@@ -128,7 +128,8 @@ class _ImagesOnly(torch.nn.Module):
 
 SETTINGS = {
     "model": {"architecture": "limb_encoder", "condition_on_initial_pose": False,
-              "limb_encoder": {"widths": [4], "convs_per_stage": 1, "embedding": 3, "hidden": 8}},
+              "limb_encoder": {"widths": [4], "convs_per_stage": 1, "pooled_side": 1, "embedding": 3,
+                               "hidden": 8}},
     "training": {"epochs": 3, "batch_size": 3, "learning_rate": 1e-2, "weight_decay": 0.0},
 }  # fmt: skip
 HELD = np.array([1, 6])  # examples held out for validation: fit trains on the other 8, 3 batches per epoch

@@ -35,7 +35,7 @@ def settings(architecture: str = "limb_encoder", conditioned: bool = False, **bl
         "condition_on_initial_pose": conditioned,
         "input_size": SIZE,
         "resnet": {"depth": 18, "width": 0.25, "pretrained": None, "hidden": 16},
-        "limb_encoder": {"widths": [4, 8], "convs_per_stage": 2, "embedding": 6, "hidden": 16},
+        "limb_encoder": {"widths": [4, 8], "convs_per_stage": 2, "pooled_side": 1, "embedding": 6, "hidden": 16},
         "pose_only": {"width": 16, "blocks": 1, "dropout": 0.1},
     }
     model[architecture].update(block)
@@ -261,6 +261,25 @@ def test_limb_encoder_shares_one_cnn_across_limbs():
     features = network.encoder(images.view(16, 6, SIZE, SIZE))
     features_swapped = network.encoder(swapped.view(16, 6, SIZE, SIZE))
     torch.testing.assert_close(features_swapped[:2], features[[1, 0]])
+
+
+def test_limb_encoder_pooled_side_averages_each_cell_of_the_grid():
+    # the last feature map (8 x 8 here: two stride-2 stages at 32 px) averaged over the whole patch (side 1) or
+    # over each cell of a 2 x 2 grid (side 2, row-major per channel), so with side 2 a feature at the top left
+    # and the same feature at the bottom right give different tokens
+    torch.manual_seed(0)
+    images = torch.randn(3, 3, SIZE, SIZE)
+    for side in (1, 2):
+        network = build_network(settings(pooled_side=side), "seg").eval()
+        assert network.token.in_features == 8 * side * side
+        with torch.no_grad():
+            maps = network.encoder[:-2](images)  # before the pooling and the flattening
+            pooled = network.encoder(images)
+        height = maps.shape[-1] // side
+        cells = maps.unflatten(2, (side, height)).unflatten(4, (side, height)).mean(dim=(3, 5))
+        torch.testing.assert_close(pooled, cells.flatten(1))
+    with pytest.raises(ValueError, match="pooled_side"):
+        build_network(settings(pooled_side=0), "seg")
 
 
 # --- pretrained weights -------------------------------------------------------------------------

@@ -15,8 +15,10 @@ Architectures (``build_network(model_settings, modality)``; ``model_settings`` =
 * ``resnet``: the paper's: a torchvision ResNet 18/34/50 (``patchpose.updater.resnet``) taking all C channels
   at once, its last layer a fully connected 48-way one; optionally ImageNet weights from a local file.
 * ``limb_encoder``: ONE small CNN shared by all P patches (each patch's c channels alone: stride-2 3 x 3
-  conv + BN + ReLU stages, global average pooling), a per-patch token ``ReLU(W f_p + e_p)`` with a learned
-  embedding e_p of patch p, the P tokens concatenated -> MLP -> 48. The paper's per-part idea (one limb's
+  conv + BN + ReLU stages, then average pooling to a ``pooled_side`` x ``pooled_side`` grid: 1 is global
+  average pooling, which keeps what the patch shows but not where; a larger grid keeps where, e.g. which end
+  of the limb is the brighter), a per-patch token ``ReLU(W f_p + e_p)`` with a learned embedding e_p of patch
+  p, the P tokens concatenated -> MLP -> 48. The paper's per-part idea (one limb's
   appearance, shared between poses) at a fraction of a ResNet's cost; P = 1 (the uncropped frame) works too.
 * ``pose_only``: a control the paper does not have: a residual MLP (``LiftingMLP``) on U_init alone, no image;
   same training and targets; it measures what a refiner can do without the patches.
@@ -55,7 +57,7 @@ OUTPUTS = 3 * H36M.num_limbs  # ΔU and U_init: 16 limbs x (x, y, z)
 ARCHITECTURES = ("resnet", "limb_encoder", "pose_only")
 SETTINGS = {  # the keys of each architecture's block of ``updater.model``
     "resnet": ("depth", "width", "pretrained", "hidden"),
-    "limb_encoder": ("widths", "convs_per_stage", "embedding", "hidden"),
+    "limb_encoder": ("widths", "convs_per_stage", "pooled_side", "embedding", "hidden"),
     "pose_only": ("width", "blocks", "dropout"),
 }
 
@@ -130,15 +132,18 @@ def _conv_block(inputs: int, outputs: int, stride: int) -> list[nn.Module]:
 
 class LimbEncoderUpdater(Updater):
     """``limb_encoder``: each of the P patches' c channels -> shared CNN (one stage per ``widths`` entry: a
-    stride-2 conv block then ``convs_per_stage`` - 1 stride-1 ones; global average pooling) -> token
-    ReLU(W f_p + e_p) of ``embedding`` features -> P tokens [+ U_init, boxes] -> MLP of ``hidden`` -> 48."""
+    stride-2 conv block then ``convs_per_stage`` - 1 stride-1 ones; average pooling to a ``pooled_side``²
+    grid, flattened) -> token ReLU(W f_p + e_p) of ``embedding`` features -> P tokens [+ U_init, boxes] -> MLP
+    of ``hidden`` -> 48."""
 
-    def __init__(self, modality: str, widths, convs_per_stage: int, embedding: int, hidden: int, conditioned: bool):
+    def __init__(self, modality: str, widths, convs_per_stage: int, embedding: int, hidden: int, conditioned: bool,
+                 pooled_side: int = 1):  # fmt: skip
         super().__init__(modality)
         widths = [int(width) for width in widths]
-        if not widths or min(widths) < 1 or convs_per_stage < 1 or embedding < 1 or hidden < 1:
-            raise ValueError(f"limb_encoder needs widths >= 1 (at least one), convs_per_stage, embedding and hidden "
-                             f">= 1, got {widths}, {convs_per_stage}, {embedding}, {hidden}")  # fmt: skip
+        if not widths or min(widths) < 1 or min(convs_per_stage, pooled_side, embedding, hidden) < 1:
+            raise ValueError(f"limb_encoder needs widths >= 1 (at least one), convs_per_stage, pooled_side, embedding "
+                             f"and hidden >= 1, got {widths}, {convs_per_stage}, {pooled_side}, {embedding}, "
+                             f"{hidden}")  # fmt: skip
         self.uses_boxes = bool(conditioned)
         self.channels_per_patch = get_modality(modality).channels_per_patch
         layers, previous = [], self.channels_per_patch
@@ -147,8 +152,8 @@ class LimbEncoderUpdater(Updater):
             for _ in range(convs_per_stage - 1):
                 layers += _conv_block(width, width, 1)
             previous = width
-        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.token = nn.Linear(previous, embedding)
+        self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(int(pooled_side)), nn.Flatten())
+        self.token = nn.Linear(previous * int(pooled_side) ** 2, embedding)
         self.patch_embedding = nn.Parameter(torch.zeros(self.num_patches, embedding))
         self.head = _head(self.num_patches * embedding + (self._conditioning_size() if conditioned else 0), hidden)
 
@@ -207,7 +212,7 @@ def build_network(model_settings: dict, modality: str, *, load_weights: bool = T
             load_pretrained(network.trunk, block["pretrained"])
         return network
     return LimbEncoderUpdater(modality, block["widths"], block["convs_per_stage"], block["embedding"],
-                              block["hidden"], conditioned)  # fmt: skip
+                              block["hidden"], conditioned, block["pooled_side"])  # fmt: skip
 
 
 def _example_inputs(network: Updater, input_size: int, batch: int):
