@@ -95,6 +95,7 @@ def main() -> None:
     shared = {key: copy.deepcopy(config["keypoints2d"][key]) for key in ("model", "training", "augment")}
     alone = copy.deepcopy(shared)
     del alone["model"]["part_head_channels"], alone["training"]["part_loss_weight"]
+    del alone["training"]["part_class_weight_power"]
     refinenet = {key: copy.deepcopy(config["segmentation"][key]) for key in ("model", "training", "augment")}
     threshold = config["keypoints2d"]["evaluation"]["pck_threshold"] * test.crop_side()
 

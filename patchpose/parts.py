@@ -13,7 +13,15 @@ import numpy as np
 
 from patchpose.skeleton import H36M
 
-__all__ = ["PART_NAMES", "NUM_PARTS", "PALETTE", "LIMB_PART", "encode_probabilities", "encode_labels"]
+__all__ = [
+    "PART_NAMES",
+    "NUM_PARTS",
+    "PALETTE",
+    "LIMB_PART",
+    "encode_probabilities",
+    "encode_labels",
+    "part_class_weights",
+]
 
 PART_NAMES: tuple[str, ...] = (
     "background",
@@ -97,3 +105,24 @@ def encode_labels(labels: np.ndarray) -> np.ndarray:
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_PARTS):
         raise ValueError(f"part ids must lie in [0, {NUM_PARTS - 1}], got [{labels.min()}, {labels.max()}]")
     return PALETTE[labels]
+
+
+def part_class_weights(labels: np.ndarray, power: float) -> np.ndarray:
+    """Per-part weights of a cross-entropy, from the part frequencies of ``labels`` (int part map, any shape).
+
+    Part ``k`` gets ``f_k ** -power``, with ``f_k = (n_k + 1) / (n + NUM_PARTS)`` its pixel frequency (one
+    pseudo-count per part, so an absent part gets a finite weight), scaled so that the pixel-weighted mean
+    weight ``sum_k f_k w_k`` is 1. ``power`` 0: every part weighs 1 (the plain cross-entropy); 1: every
+    part's pixels weigh as much in total as any other part's; 0.5 (inverse square root), in between.
+    Background fills most of a frame and the forearms and hands a few pixels, so an unweighted loss is
+    lowest for a network that barely segments them. Returns (NUM_PARTS,) float32.
+    """
+    labels = np.asarray(labels)
+    if not 0.0 <= power <= 1.0:
+        raise ValueError(f"power must lie in [0, 1], got {power}")
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_PARTS):
+        raise ValueError(f"part ids must lie in [0, {NUM_PARTS - 1}], got [{labels.min()}, {labels.max()}]")
+    counts = np.bincount(labels.astype(np.int64).ravel(), minlength=NUM_PARTS).astype(np.float64)
+    frequency = (counts + 1.0) / (counts.sum() + NUM_PARTS)
+    weights = frequency**-power
+    return (weights / (frequency * weights).sum()).astype(np.float32)

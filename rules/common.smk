@@ -101,7 +101,8 @@ def get_keypoints2d_training_settings():
     settings = get_training_settings("keypoints2d")
     if config["segmentation"]["network"] != "keypoints2d":
         settings["model"] = {k: v for k, v in settings["model"].items() if k != "part_head_channels"}
-        settings["training"] = {k: v for k, v in settings["training"].items() if k != "part_loss_weight"}
+        settings["training"] = {k: v for k, v in settings["training"].items()
+                                if k not in ("part_loss_weight", "part_class_weight_power")}
     return settings
 
 

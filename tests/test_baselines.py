@@ -322,7 +322,7 @@ def keypoints2d_fold_models(stores, directory) -> list:
     settings = {key: settings[key] for key in ("model", "training", "augment")}
     settings["model"] = dict(HOURGLASS)
     settings["training"].update(epochs=1, batch_size=4)
-    del settings["training"]["part_loss_weight"]
+    del settings["training"]["part_loss_weight"], settings["training"]["part_class_weight_power"]
     paths = [directory / f"keypoints2d{fold}.pt" for fold in range(3)]
     for fold, path in enumerate(paths):
         keypoints2d.train_fold(stores["train"], fold, 3, settings, 0, path, path.with_suffix(".ckpt"), 1)

@@ -112,6 +112,7 @@ def test_keypoints2d_fold_models_segment_with_their_part_head(tmp_path):
     assert np.array_equal(segmentation.read_labels(rows), logits.argmax(1).numpy())
     # a keypoints2d model without the part head cannot segment
     del settings["model"]["part_head_channels"], settings["training"]["part_loss_weight"]
+    del settings["training"]["part_class_weight_power"]
     keypoints2d.train_fold(train, 0, 2, settings, 0, tmp_path / "plain.pt", tmp_path / "plain.ckpt")
     with pytest.raises(ValueError, match="no part head"):
         predict_split(train, [tmp_path / "plain.pt", models[1]], "train", 3, tmp_path / "x.zarr")

@@ -4,8 +4,9 @@ Settings are the config's ``keypoints2d`` block (``model``, ``training``, ``augm
 ``model.part_head_channels`` the network also segments the 15 body parts (``patchpose.keypoints2d.hourglass``,
 a head on the same trunk; the segmentation stage reads it): the training loss is then the integral loss plus
 ``training.part_loss_weight`` x the per-pixel cross-entropy of the part labels (warped with the frame,
-nearest neighbour, left/right swapped after a flip). Joints are (N, 17, 2) float32 crop pixels
-(pixel-centre convention, as the dataset's ``joints_2d``).
+nearest neighbour, left/right swapped after a flip), each part weighted by its frequency in the fold's
+training labels to the power ``-training.part_class_weight_power`` (``patchpose.parts.part_class_weights``).
+Joints are (N, 17, 2) float32 crop pixels (pixel-centre convention, as the dataset's ``joints_2d``).
 Model files: ``patchpose.fold_models``. Prediction files (``.npz``) hold ``joints_2d``, ``fold`` (N,)
 (the model that predicted each frame), ``frame_ids`` (N,) str and ``split``.
 """
@@ -36,7 +37,7 @@ from patchpose.fold_models import load_fold_models, plan_fold, train_fold_model
 from patchpose.frames import load_frames, to_unit_float
 from patchpose.keypoints2d.hourglass import StackedHourglass
 from patchpose.keypoints2d.integral import integral_loss, soft_argmax
-from patchpose.parts import NUM_PARTS
+from patchpose.parts import NUM_PARTS, part_class_weights
 from patchpose.skeleton import H36M
 from patchpose.training import select_device
 
@@ -73,11 +74,13 @@ def train_fold(
     joints = torch.as_tensor(pixels_to_unit(store.joints_2d[plan.indices], side), dtype=torch.float32)
     augment = Augment.from_config(settings["augment"])
     training = settings["training"]
-    labels = None
+    labels = part_weights = None
     if "part_head_channels" in settings["model"]:
         if not store.has_part_labels:
             raise ValueError(f"{store_path}: has no part_labels to train the part head on")
         labels = torch.from_numpy(np.ascontiguousarray(store.read_part_labels(plan.indices)))
+        power = training["part_class_weight_power"]  # 0: the plain cross-entropy, no weight argument at all
+        part_weights = torch.from_numpy(part_class_weights(labels.numpy(), power)) if power else None
 
     def make_batch(rows, rng, device):
         transforms = sample_transforms(rng, len(rows), augment)
@@ -92,7 +95,8 @@ def train_fold(
         (heatmaps, part_logits), (coords, parts) = outputs, targets
         loss = integral_loss(heatmaps, coords, training["heatmap_loss_weight"], training["heatmap_sigma"])
         if parts is not None:
-            loss = loss + training["part_loss_weight"] * F.cross_entropy(part_logits.float(), parts)
+            weight = None if part_weights is None else part_weights.to(part_logits.device)
+            loss = loss + training["part_loss_weight"] * F.cross_entropy(part_logits.float(), parts, weight=weight)
         return loss
 
     train_fold_model(plan, build_model, settings, seed, make_batch, loss_fn, model_path, checkpoint_path, after_epoch,
