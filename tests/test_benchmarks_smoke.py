@@ -16,6 +16,7 @@ import yaml
 from patchpose.dataset_format import open_dataset
 from patchpose.patches.store import write_patch_store
 from patchpose.poses3d.files import write_predictions
+from patchpose.segmentation.store import write_segmentation
 from patchpose.skeleton import H36M
 from patchpose.updater.network import build_network, complexity
 from patchpose.updater.variants import variant_settings
@@ -175,6 +176,34 @@ def test_the_depth_sign_benchmark_scores_a_perfect_and_a_depth_mirrored_predicti
     assert overall["baselines/perfect"].balanced_accuracy == 1.0 and overall["baselines/perfect"].count == 40 * 8
     # the tiny world's limbs lie nearly across their rays, so the reversal about the z axis flips most, not all
     assert overall["baselines/mirrored"].balanced_accuracy < 0.6
+
+
+def test_the_depth_sign_benchmark_reads_the_rule_off_each_pairing_of_parts_and_joints(tmp_path):
+    """Predicted 2D = the ground truth, predicted segmentation = all background: the rule with the predicted
+    parts scores no limb, with the ground-truth parts the same limbs whichever 2D it is given."""
+    spec = importlib.util.spec_from_file_location("depth_sign", REPO / "benchmarks" / "baseline_depth_sign.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for stage in ("dataset", "segmentation", "keypoints2d"):
+        (tmp_path / stage).mkdir()
+    store = open_dataset(write_tiny_dataset(tmp_path / "dataset/test.zarr", 12, (64, 64), split="test", seed=3))
+    blank = np.zeros((12, 64, 64), np.uint8)
+    write_segmentation(
+        tmp_path / "segmentation/test.zarr",
+        "test",
+        store.frame_ids(),
+        store.frame_size,
+        lambda a, b: (np.zeros((b - a, 3, 64, 64), np.uint8), blank[a:b], np.zeros(b - a, np.int64)),
+    )
+    np.savez(tmp_path / "keypoints2d/test_joints_2d.npz", joints_2d=store.joints_2d, fold=np.zeros(12, np.int64),
+             frame_ids=np.array(store.frame_ids()), split=np.array("test"))  # fmt: skip
+    table = {name: (rows[-1], share) for name, rows, share in module.brighter_end_table(tmp_path)}
+    assert list(table) == ["ground-truth parts, ground-truth 2D", "ground-truth parts, predicted 2D",
+                           "predicted parts, ground-truth 2D", "predicted parts, predicted 2D"]  # fmt: skip
+    scored, _ = table["ground-truth parts, ground-truth 2D"]
+    assert table["ground-truth parts, predicted 2D"][0] == scored and scored.count > 0
+    assert table["ground-truth parts, ground-truth 2D"][1] == scored.count / (12 * 8)
+    assert table["predicted parts, ground-truth 2D"][1] == table["predicted parts, predicted 2D"][1] == 0.0
 
 
 def test_the_allocator_benchmark_runs_both_modes_on_a_store(tmp_path):

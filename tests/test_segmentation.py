@@ -13,11 +13,11 @@ from patchpose.augment import PART_FLIP
 from patchpose.config import validate_config
 from patchpose.dataset_format import DatasetWriter, open_dataset
 from patchpose.keypoints2d import stage as keypoints2d
-from patchpose.parts import NUM_PARTS, PALETTE, PART_NAMES, encode_labels
+from patchpose.parts import NUM_PARTS, PALETTE, PART_NAMES, encode_labels, part_class_weights
 from patchpose.segmentation.evaluate import confusion_counts, evaluate, iou_from_counts, mean_label_map
 from patchpose.segmentation.refinenet import RefineNetLite
 from patchpose.segmentation.stage import encode_probability_maps, predict_split, train_fold
-from patchpose.segmentation.store import open_segmentation, write_segmentation
+from patchpose.segmentation.store import coarse_labels, open_segmentation, write_segmentation
 from tests.conftest import default_config
 from tests.dataset_factory import TINY_ACTIONS, TINY_SUBJECTS, make_tiny_batch, write_tiny_dataset
 from tests.test_training import tiny_keypoints_settings
@@ -89,6 +89,50 @@ def test_tiny_stage_trains_segments_and_evaluates(tmp_path):
     table = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert [r["method"] for r in table[:3]] == ["network", "all_background_baseline", "mean_label_map_baseline"]
     assert "iou_left_hand" in table[0]
+
+
+def test_coarse_labels_keep_what_their_cells_can_hold():
+    labels = np.zeros((2, 8, 8), np.uint8)
+    labels[0, :, 3] = PART_NAMES.index("left_lower_arm")  # a stripe one pixel wide
+    labels[1, :6, :6] = PART_NAMES.index("torso")  # 36 of 64 pixels
+    assert np.array_equal(coarse_labels(labels, 8), labels)  # one cell per pixel: unchanged
+    assert np.array_equal(coarse_labels(labels, 1), np.stack([np.zeros((8, 8)), np.full((8, 8), 2)]))
+    assert np.all(coarse_labels(labels, 2)[0] == 0)  # a quarter of each cell it crosses: background wins
+    assert np.any(coarse_labels(labels, 8)[0] != 0) and coarse_labels(labels, 2).dtype == np.uint8
+    with pytest.raises(ValueError, match="side"):
+        coarse_labels(labels, 0)
+
+
+def test_part_class_weights_by_hand():
+    """100 pixels: 85 background, 10 head, 5 torso, no other part; one pseudo-count per part (115 in all)."""
+    labels = np.array([0] * 85 + [PART_NAMES.index("head")] * 10 + [PART_NAMES.index("torso")] * 5).reshape(10, 10)
+    frequency = np.full(NUM_PARTS, 1 / 115)
+    frequency[[0, PART_NAMES.index("head"), PART_NAMES.index("torso")]] = [86 / 115, 11 / 115, 6 / 115]
+    assert np.allclose(part_class_weights(labels, 0.0), 1.0)
+    uniform_mass = part_class_weights(labels, 1.0) * frequency  # each part's pixels weigh the same in total
+    assert np.allclose(uniform_mass, 1 / NUM_PARTS)
+    root = part_class_weights(labels, 0.5)
+    assert np.allclose(root, frequency**-0.5 / (frequency**0.5).sum())  # sum_k f_k w_k = 1
+    assert np.isclose((root * frequency).sum(), 1.0) and root.dtype == np.float32
+    assert root[PART_NAMES.index("left_hand")] > root[PART_NAMES.index("head")] > root[0]
+    with pytest.raises(ValueError, match="power"):
+        part_class_weights(labels, 1.5)
+    with pytest.raises(ValueError, match="part ids"):
+        part_class_weights(np.array([NUM_PARTS]), 0.5)
+
+
+def test_the_part_class_weights_reach_the_trained_part_head(tmp_path):
+    """Power 0 trains the plain cross-entropy; another power changes the weights the fold model ends with."""
+    train = write_tiny_dataset(tmp_path / "train.zarr", num_frames=10, split="train")
+    weights = {}
+    for power in (0.0, 1.0):
+        settings = tiny_keypoints_settings(epochs=1)
+        settings["training"]["part_class_weight_power"] = power
+        path = tmp_path / f"power{power}.pt"
+        keypoints2d.train_fold(train, 0, 2, settings, 0, path, tmp_path / f"ckpt{power}.pt")
+        weights[power] = torch.load(path, weights_only=False)["model"]
+    assert weights[0.0].keys() == weights[1.0].keys()
+    assert any(not torch.equal(weights[0.0][key], weights[1.0][key]) for key in weights[0.0])
 
 
 def test_keypoints2d_fold_models_segment_with_their_part_head(tmp_path):

@@ -27,9 +27,16 @@ from zarr.codecs import ZstdCodec
 
 from patchpose.atomic import atomic_directory
 from patchpose.dataset_validation import first_missing_chunk
-from patchpose.parts import PALETTE, PART_NAMES
+from patchpose.parts import NUM_PARTS, PALETTE, PART_NAMES, encode_labels
 
-__all__ = ["SegmentationStore", "write_segmentation", "open_segmentation", "frame_ids_digest"]
+__all__ = [
+    "SegmentationStore",
+    "write_segmentation",
+    "write_ground_truth_segmentation",
+    "coarse_labels",
+    "open_segmentation",
+    "frame_ids_digest",
+]
 
 FORMAT = "patchpose-segmentation"
 VERSION = 1
@@ -76,6 +83,38 @@ def write_segmentation(path, split: str, frame_ids: list[str], frame_size, produ
             frame_ids_sha256=frame_ids_digest(frame_ids),
         )
         group.attrs["complete"] = True
+
+
+def coarse_labels(labels: np.ndarray, side: int) -> np.ndarray:
+    """(N, H, W) part labels as a perfect segmenter with a ``side`` x ``side`` output would give them: each
+    part's share of every cell (area average), upsampled bilinearly to H x W as the segmentation stage
+    upsamples its logits, then the most probable part. Returns (N, H, W) uint8."""
+    import torch  # only here: the store's readers and writers need no torch
+    from torch.nn import functional as F
+
+    if side < 1:
+        raise ValueError(f"side must be a positive number of cells, got {side}")
+    one_hot = F.one_hot(torch.from_numpy(np.asarray(labels, np.int64)), NUM_PARTS).permute(0, 3, 1, 2).float()
+    shares = F.adaptive_avg_pool2d(one_hot, side)
+    upsampled = F.interpolate(shares, size=one_hot.shape[-2:], mode="bilinear", align_corners=False)
+    return upsampled.argmax(1).numpy().astype(np.uint8)
+
+
+def write_ground_truth_segmentation(path, dataset_store, side: int | None = None) -> None:
+    """A store at ``path`` holding the dataset store's own part labels (``read_part_labels``) and their palette
+    colours, fold 0 everywhere: what a perfect segmentation would give (an oracle; tests and
+    ``benchmarks/segmentation_oracle.py``); with ``side``, a perfect one at ``side`` x ``side`` cells
+    (``coarse_labels``). Raises ``ValueError`` for a dataset store without part labels."""
+    if not dataset_store.has_part_labels:
+        raise ValueError(f"{dataset_store.path}: has no part_labels to write a ground-truth segmentation from")
+
+    def produce(start: int, stop: int):
+        labels = dataset_store.read_part_labels(np.arange(start, stop))
+        if side is not None:
+            labels = coarse_labels(labels, side)
+        return encode_labels(labels).transpose(0, 3, 1, 2), labels, np.zeros(stop - start, np.int64)
+
+    write_segmentation(path, dataset_store.split, dataset_store.frame_ids(), dataset_store.frame_size, produce)
 
 
 class SegmentationStore:

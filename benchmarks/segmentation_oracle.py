@@ -1,0 +1,116 @@
+"""What would a perfect segmentation give the updaters? A finished run, retrained from its limb patches on with
+the ground-truth part labels in place of the segmentation stage's predictions.
+
+Copies a finished run (a directory with ``Snakefile``, ``config.yaml`` and ``results/<dataset>``, as
+``benchmarks/pipeline.py --workdir`` leaves it) to ``--workdir``, rewrites both splits' segmentation stores
+(``results/<dataset>/segmentation/{train,test}.zarr``) with the palette colours of the dataset stores' part
+labels (the renderer's: the synthetic world has them, Human3.6M does not), and runs Snakemake there with the
+predicted limb patches forced to rerun (``--rerun-triggers mtime``): the patches, every updater, the refinements,
+``claims.json`` and the tables are rebuilt; the 2D keypoints and the baselines stay the run's own. Then
+prints the predicted segmentation's mean IoU (the run's, against those labels) and the two runs' claims side
+by side (``benchmarks/claims_spread.py``). An oracle, never a result: it measures how much of the paper's
+effect the segmentation stage's quality holds back.
+
+Run:  .venv/bin/python benchmarks/segmentation_oracle.py RUN --workdir DIR [--side S] [--cores 2] [-- snakemake args]
+
+``--side S``: the labels a perfect segmenter with an S x S output would give (each part's share of a cell,
+upsampled bilinearly, argmax: ``patchpose.segmentation.store.coarse_labels``); the default network's part head
+has a 32 x 32 output.
+
+Extra Snakemake arguments go after ``--`` (a run made with ``-- --config seed=1`` needs the same here).
+About 5 minutes on 2 idle cores with the default world (7 updaters retrained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from patchpose.dataset_format import open_dataset
+from patchpose.segmentation.evaluate import confusion_counts, iou_from_counts
+from patchpose.segmentation.store import open_segmentation, write_ground_truth_segmentation
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from claims_spread import read_claims, render, spread  # noqa: E402
+
+SPLITS = ("train", "test")
+
+
+def results_directory(run: Path) -> Path:
+    """``run/results/<dataset>`` of the run's ``config.yaml``, or exit naming what is missing."""
+    for name in ("Snakefile", "config.yaml"):
+        if not (run / name).is_file():
+            raise SystemExit(f"{run}: not a finished run directory (no {name})")
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    results = run / "results" / config["dataset"]["name"]
+    for split in SPLITS:
+        for stage in ("dataset", "segmentation"):
+            if not (results / stage / f"{split}.zarr").is_dir():
+                raise SystemExit(f"{results / stage / f'{split}.zarr'}: missing (run the pipeline first)")
+    if not (results / "claims.json").is_file():
+        raise SystemExit(f"{results / 'claims.json'}: missing (run the pipeline first)")
+    return results
+
+
+def mean_iou(results: Path, split: str) -> float:
+    """Mean IoU of the run's predicted segmentation of ``split`` against the dataset's part labels."""
+    dataset = open_dataset(results / "dataset" / f"{split}.zarr")
+    segmentation = open_segmentation(results / "segmentation" / f"{split}.zarr", dataset)
+    counts = 0
+    for start in range(0, dataset.num_frames, 256):
+        rows = np.arange(start, min(start + 256, dataset.num_frames))
+        counts = counts + confusion_counts(segmentation.read_labels(rows), dataset.read_part_labels(rows))
+    return iou_from_counts(counts)[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="a finished run directory (benchmarks/pipeline.py --workdir)")
+    parser.add_argument("--workdir", type=Path, required=True, help="where the oracle run goes (must not exist)")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--side", type=int, help="a perfect segmentation at SIDE x SIDE cells (default: per pixel)")
+    parser.add_argument("snakemake_args", nargs="*", help="after --: more snakemake arguments")
+    argv = sys.argv[1:]
+    split = argv.index("--") if "--" in argv else len(argv)  # RUN comes first, so argparse would not see them
+    args = parser.parse_args(argv[:split])
+    args.snakemake_args = argv[split + 1 :]
+    results = results_directory(args.run)
+    if args.workdir.exists():
+        raise SystemExit(f"--workdir {args.workdir}: exists; give a new directory")
+    for split in SPLITS:
+        if not open_dataset(results / "dataset" / f"{split}.zarr").has_part_labels:
+            raise SystemExit(f"{results / 'dataset' / f'{split}.zarr'}: has no part labels (synthetic world only)")
+    predicted = {split: mean_iou(results, split) for split in SPLITS}
+    shutil.copytree(args.run, args.workdir, symlinks=True)
+    oracle = args.workdir / results.relative_to(args.run)
+    for split in SPLITS:
+        store = oracle / "segmentation" / f"{split}.zarr"
+        write_ground_truth_segmentation(store, open_dataset(oracle / "dataset" / f"{split}.zarr"), args.side)
+    patches = [str((oracle / "patches/predicted" / f"{split}.zarr").relative_to(args.workdir)) for split in SPLITS]
+    # mtime only: a run made by older code would otherwise rerun every stage whose params gained a key since,
+    # the segmentation with them (overwriting the oracle's stores); forcerun rebuilds the patches and all after
+    command = [sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--rerun-triggers", "mtime",
+               "--forcerun", *patches, *args.snakemake_args]  # fmt: skip
+    print("running in", args.workdir, ":", " ".join(command[1:]), flush=True)
+    with open(args.workdir / "oracle_snakemake.log", "w", encoding="utf-8") as log:
+        done = subprocess.run(command, cwd=args.workdir, stdout=log, stderr=subprocess.STDOUT, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"snakemake failed (exit {done.returncode}); see {args.workdir / 'oracle_snakemake.log'}")
+    oracle_iou = {split: mean_iou(oracle, split) for split in SPLITS}
+    print(
+        f"mean IoU of the 15 parts: predicted segmentation train {predicted['train']:.3f}, test "
+        f"{predicted['test']:.3f}; the oracle's train {oracle_iou['train']:.3f}, test {oracle_iou['test']:.3f}"
+    )
+    name = "ground-truth segmentation" if args.side is None else f"ground truth at {args.side}x{args.side}"
+    runs = {"predicted segmentation": read_claims(results), name: read_claims(oracle)}
+    print(render(spread(runs), list(runs)))
+
+
+if __name__ == "__main__":
+    main()
