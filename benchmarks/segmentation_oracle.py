@@ -7,8 +7,8 @@ Copies a finished run (a directory with ``Snakefile``, ``config.yaml`` and ``res
 labels (the renderer's: the synthetic world has them, Human3.6M does not), and runs Snakemake there with the
 predicted limb patches forced to rerun (``--rerun-triggers mtime``): the patches, every updater, the refinements,
 ``claims.json`` and the tables are rebuilt; the 2D keypoints and the baselines stay the run's own. Then
-prints the predicted segmentation's mean IoU (the run's, against those labels) and the two runs' claims side
-by side (``benchmarks/claims_spread.py``). An oracle, never a result: it measures how much of the paper's
+prints both segmentations' mean IoU against those labels and the two runs' claims side by side
+(``benchmarks/claims_spread.py``). An oracle, never a result: it measures how much of the paper's
 effect the segmentation stage's quality holds back.
 
 Run:  .venv/bin/python benchmarks/segmentation_oracle.py RUN --workdir DIR [--side S] [--cores 2] [-- snakemake args]
@@ -18,7 +18,7 @@ upsampled bilinearly, argmax: ``patchpose.segmentation.store.coarse_labels``); t
 has a 32 x 32 output.
 
 Extra Snakemake arguments go after ``--`` (a run made with ``-- --config seed=1`` needs the same here).
-About 5 minutes on 2 idle cores with the default world (7 updaters retrained).
+About 5 minutes on 2 idle cores with the default world (the 6 updaters that read patches retrained).
 """
 
 from __future__ import annotations
@@ -77,9 +77,9 @@ def main() -> None:
     parser.add_argument("--side", type=int, help="a perfect segmentation at SIDE x SIDE cells (default: per pixel)")
     parser.add_argument("snakemake_args", nargs="*", help="after --: more snakemake arguments")
     argv = sys.argv[1:]
-    split = argv.index("--") if "--" in argv else len(argv)  # RUN comes first, so argparse would not see them
-    args = parser.parse_args(argv[:split])
-    args.snakemake_args = argv[split + 1 :]
+    cut = argv.index("--") if "--" in argv else len(argv)  # RUN comes first, so argparse would not see them
+    args = parser.parse_args(argv[:cut])
+    args.snakemake_args = argv[cut + 1 :]
     results = results_directory(args.run)
     if args.workdir.exists():
         raise SystemExit(f"--workdir {args.workdir}: exists; give a new directory")

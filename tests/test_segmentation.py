@@ -17,7 +17,12 @@ from patchpose.parts import NUM_PARTS, PALETTE, PART_NAMES, encode_labels, part_
 from patchpose.segmentation.evaluate import confusion_counts, evaluate, iou_from_counts, mean_label_map
 from patchpose.segmentation.refinenet import RefineNetLite
 from patchpose.segmentation.stage import encode_probability_maps, predict_split, train_fold
-from patchpose.segmentation.store import coarse_labels, open_segmentation, write_segmentation
+from patchpose.segmentation.store import (
+    coarse_labels,
+    open_segmentation,
+    write_ground_truth_segmentation,
+    write_segmentation,
+)
 from tests.conftest import default_config
 from tests.dataset_factory import TINY_ACTIONS, TINY_SUBJECTS, make_tiny_batch, write_tiny_dataset
 from tests.test_training import tiny_keypoints_settings
@@ -101,6 +106,22 @@ def test_coarse_labels_keep_what_their_cells_can_hold():
     assert np.any(coarse_labels(labels, 8)[0] != 0) and coarse_labels(labels, 2).dtype == np.uint8
     with pytest.raises(ValueError, match="side"):
         coarse_labels(labels, 0)
+
+
+def test_the_ground_truth_segmentation_holds_the_dataset_labels_or_their_coarse_version(tmp_path):
+    store = open_dataset(write_tiny_dataset(tmp_path / "train.zarr", num_frames=4, frame_size=(16, 16)))
+    labels = store.read_part_labels(np.arange(4))
+    write_ground_truth_segmentation(tmp_path / "exact.zarr", store)
+    exact = open_segmentation(tmp_path / "exact.zarr", store)
+    assert np.array_equal(exact.read_labels(np.arange(4)), labels)
+    assert np.array_equal(exact.read_encoded(np.arange(4)), encode_labels(labels).transpose(0, 3, 1, 2))
+    write_ground_truth_segmentation(tmp_path / "coarse.zarr", store, side=2)
+    coarse = open_segmentation(tmp_path / "coarse.zarr", store).read_labels(np.arange(4))
+    assert np.array_equal(coarse, coarse_labels(labels, 2))
+    unlabelled = open_dataset(write_tiny_dataset(tmp_path / "plain.zarr", num_frames=4, with_part_labels=False))
+    with pytest.raises(ValueError, match="no part_labels"):
+        write_ground_truth_segmentation(tmp_path / "none.zarr", unlabelled)
+    assert not (tmp_path / "none.zarr").exists()
 
 
 def test_part_class_weights_by_hand():
