@@ -99,11 +99,15 @@ def encode_probabilities(probabilities: np.ndarray) -> np.ndarray:
     return (probabilities.astype(np.float32) @ PALETTE.astype(np.float32)).astype(np.float32)
 
 
+def _check_part_ids(labels: np.ndarray) -> None:
+    if labels.size and (labels.min() < 0 or labels.max() >= NUM_PARTS):
+        raise ValueError(f"part ids must lie in [0, {NUM_PARTS - 1}], got [{labels.min()}, {labels.max()}]")
+
+
 def encode_labels(labels: np.ndarray) -> np.ndarray:
     """Colour-encode an integer part map (..., ) -> (..., 3) uint8 palette colours."""
     labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() >= NUM_PARTS):
-        raise ValueError(f"part ids must lie in [0, {NUM_PARTS - 1}], got [{labels.min()}, {labels.max()}]")
+    _check_part_ids(labels)
     return PALETTE[labels]
 
 
@@ -120,8 +124,7 @@ def part_class_weights(labels: np.ndarray, power: float) -> np.ndarray:
     labels = np.asarray(labels)
     if not 0.0 <= power <= 1.0:
         raise ValueError(f"power must lie in [0, 1], got {power}")
-    if labels.size and (labels.min() < 0 or labels.max() >= NUM_PARTS):
-        raise ValueError(f"part ids must lie in [0, {NUM_PARTS - 1}], got [{labels.min()}, {labels.max()}]")
+    _check_part_ids(labels)
     counts = np.bincount(labels.astype(np.int64).ravel(), minlength=NUM_PARTS).astype(np.float64)
     frequency = (counts + 1.0) / (counts.sum() + NUM_PARTS)
     weights = frequency**-power
