@@ -11,11 +11,18 @@ prints both segmentations' mean IoU against those labels and the two runs' claim
 (``benchmarks/claims_spread.py``). An oracle, never a result: it measures how much of the paper's
 effect the segmentation stage's quality holds back.
 
-Run:  .venv/bin/python benchmarks/segmentation_oracle.py RUN --workdir DIR [--side S] [--cores 2] [-- snakemake args]
+Run:  .venv/bin/python benchmarks/segmentation_oracle.py RUN --workdir DIR [--side S] [--splits train,test] [--cores 2]
+          [-- snakemake args]
+
+``--splits train`` or ``--splits test``: only that split's segmentation is replaced (an updater trained on a perfect
+segmentation of the training subjects and refining with the stage's, or the other way round).
 
 ``--side S``: the labels a perfect segmenter with an S x S output would give (each part's share of a cell,
 upsampled bilinearly, argmax: ``patchpose.segmentation.store.coarse_labels``); the default network's part head
 has a 32 x 32 output.
+
+RUN should come from the code at hand: the jobs the oracle does not retrain read RUN's model files, and a file
+written by older code may lack a key the current code needs (a refinement then fails, naming it).
 
 Extra Snakemake arguments go after ``--`` (a run made with ``-- --config seed=1`` needs the same here).
 About 5 minutes on 2 idle cores with the default world (the 6 updaters that read patches retrained).
@@ -75,12 +82,16 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True, help="where the oracle run goes (must not exist)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--side", type=int, help="a perfect segmentation at SIDE x SIDE cells (default: per pixel)")
+    parser.add_argument("--splits", default="train,test", help="the splits given the oracle (default: train,test)")
     parser.add_argument("snakemake_args", nargs="*", help="after --: more snakemake arguments")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)  # RUN comes first, so argparse would not see them
     args = parser.parse_args(argv[:cut])
     args.snakemake_args = argv[cut + 1 :]
     results = results_directory(args.run)
+    given = args.splits.split(",")
+    if not given or any(split not in SPLITS for split in given) or len(set(given)) != len(given):
+        raise SystemExit(f"--splits {args.splits}: a comma-separated choice of {', '.join(SPLITS)}")
     if args.workdir.exists():
         raise SystemExit(f"--workdir {args.workdir}: exists; give a new directory")
     for split in SPLITS:
@@ -89,7 +100,7 @@ def main() -> None:
     predicted = {split: mean_iou(results, split) for split in SPLITS}
     shutil.copytree(args.run, args.workdir, symlinks=True)
     oracle = args.workdir / results.relative_to(args.run)
-    for split in SPLITS:
+    for split in given:
         store = oracle / "segmentation" / f"{split}.zarr"
         write_ground_truth_segmentation(store, open_dataset(oracle / "dataset" / f"{split}.zarr"), args.side)
     patches = [str((oracle / "patches/predicted" / f"{split}.zarr").relative_to(args.workdir)) for split in SPLITS]
@@ -108,6 +119,8 @@ def main() -> None:
         f"{predicted['test']:.3f}; the oracle's train {oracle_iou['train']:.3f}, test {oracle_iou['test']:.3f}"
     )
     name = "ground-truth segmentation" if args.side is None else f"ground truth at {args.side}x{args.side}"
+    if len(given) < len(SPLITS):
+        name += f" ({given[0]} only)"
     runs = {"predicted segmentation": read_claims(results), name: read_claims(oracle)}
     print(render(spread(runs), list(runs)))
 

@@ -11,13 +11,18 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
+from patchpose.config import ConfigError, load_config, validate_config
 from patchpose.dataset_format import open_dataset
+from patchpose.keypoints2d.stage import train_fold
+from patchpose.parts import PART_NAMES
 from patchpose.patches.store import write_patch_store
 from patchpose.poses3d.files import write_predictions
 from patchpose.segmentation.store import write_segmentation
 from patchpose.skeleton import H36M
+from patchpose.training import load_torch
 from patchpose.updater.network import build_network, complexity
 from patchpose.updater.variants import variant_settings
 from tests.conftest import REPO
@@ -271,3 +276,57 @@ def test_the_claims_spread_names_a_file_that_is_not_claims(tmp_path):
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "claims_spread.py"), str(bad)],
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode != 0 and f"{bad}: not a claims.json" in result.stderr
+
+
+def _keypoints2d_fold_module():
+    spec = importlib.util.spec_from_file_location("keypoints2d_fold", REPO / "benchmarks" / "keypoints2d_fold.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_keypoints2d_fold_benchmark_trains_the_stage_model_of_its_settings(tmp_path):
+    """The model it scores is the one the stage would train with the changed settings (same frames, same seed:
+    the same weights), and it scores the fold's own subjects."""
+    module = _keypoints2d_fold_module()
+    store = write_tiny_dataset(tmp_path / "train.zarr", num_frames=12, split="train")
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    config["folds"]["k"] = 2
+    config["keypoints2d"]["model"].update(input_size=16, heatmap_size=8, features=8, depth=1)
+    config["keypoints2d"]["training"].update(epochs=1, batch_size=4)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    command = [sys.executable, str(REPO / "benchmarks" / "keypoints2d_fold.py"), "--dataset", str(store),
+               "--configfile", str(tmp_path / "config.yaml"), "--set", "model.part_head_channels=4", "--fold", "1",
+               "--every", "2", "--threads", "1", "--keep", str(tmp_path / "kept")]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    held_out = open_dataset(store).subject_names() == "S9"  # TINY_SUBJECTS: S1 is fold 0, S9 fold 1
+    assert lines[0] == "settings changed: model.part_head_channels=4"
+    assert lines[1] == f"fold 1 of 2, held out S9: {len(np.flatnonzero(held_out)[::2])} frames scored (every 2)"
+    assert lines[3].startswith("2D mean error: ") and lines[4].startswith("segmentation mean IoU: ")
+    assert lines[5].split()[::2] == list(PART_NAMES)
+    assert all(np.isnan(value) or 0 <= value <= 1 for value in map(float, lines[5].split()[1::2]))
+    settings = module.fold_settings(module.apply_settings(load_config(tmp_path / "config.yaml"),
+                                                          ["model.part_head_channels=4"]))  # fmt: skip
+    assert settings["model"]["part_head_channels"] == 4
+    train_fold(store, 1, 2, settings, config["seed"], tmp_path / "direct.pt", tmp_path / "direct_ckpt.pt", 1)
+    kept, direct = load_torch(tmp_path / "kept/fold1.pt"), load_torch(tmp_path / "direct.pt")
+    assert kept["model_settings"] == direct["model_settings"]
+    assert all(torch.equal(kept["model"][name], direct["model"][name]) for name in direct["model"])
+
+
+def test_the_keypoints2d_fold_benchmark_names_a_wrong_setting(tmp_path):
+    module = _keypoints2d_fold_module()
+    config = validate_config(yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8")))
+    with pytest.raises(ConfigError, match="keypoints2d.model.nope is not a key"):
+        module.apply_settings(config, ["model.nope=3"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        module.apply_settings(config, ["model.features"])
+    with pytest.raises(ConfigError, match="must be >= 8"):
+        module.apply_settings(config, ["model.features=2"])
+    assert module.apply_settings(config, ["training.epochs=12"])["keypoints2d"]["training"]["epochs"] == 12
+    assert config["keypoints2d"]["training"]["epochs"] == 6  # the config given is not changed
+    command = [sys.executable, str(REPO / "benchmarks" / "keypoints2d_fold.py"), "--dataset", str(tmp_path / "no")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and f"{tmp_path / 'no'}: missing" in result.stderr

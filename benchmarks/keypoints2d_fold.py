@@ -1,0 +1,151 @@
+"""One keypoints2d fold model with other settings, scored on the subjects it never saw: its 2D joint error and its
+part head's segmentation IoU, in minutes and without the pipeline.
+
+Trains the model of ``--fold`` exactly as the keypoints2d stage does (``patchpose.keypoints2d.stage.train_fold``,
+same seed, same frames: the training subjects outside the fold) with the config's ``keypoints2d`` block, changed by
+``--set``, and scores it on every ``--every``-th frame of the fold's own subjects: held-out training subjects,
+validation data, never the test split. Prints the settings changed, the training seconds, the mean 2D error in
+crop pixels and, with the part head (``segmentation.network: keypoints2d``), the mean and per-part IoU of the
+argmax part map upsampled to the crop as the segmentation stage upsamples it. For choosing keypoints2d and part
+head settings (README "What holds the paper's effect back": the updaters need a better segmentation).
+
+Run:  .venv/bin/python benchmarks/keypoints2d_fold.py --dataset results/synthetic/dataset/train.zarr
+          [--configfile config.yaml] [--set model.features=64 --set training.epochs=12] [--fold 0] [--every 8]
+          [--threads 2] [--keep DIR]
+
+``--set KEY=VALUE``: a key of the config's ``keypoints2d`` block, dotted (``training.epochs``), the value read as
+YAML; the changed config is validated like any other. With the default config, fold 0 (S1 and S7 held out) takes
+about 100 s on 2 idle cores, and the settings that cost more cost proportionally more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+
+from patchpose.augment import unit_to_pixels
+from patchpose.config import ConfigError, load_config, validate_config
+from patchpose.dataset_format import open_dataset
+from patchpose.folds import assign_folds
+from patchpose.frames import load_frames, to_unit_float
+from patchpose.keypoints2d.integral import soft_argmax
+from patchpose.keypoints2d.stage import build_model, train_fold
+from patchpose.parts import PART_NAMES
+from patchpose.segmentation.evaluate import confusion_counts, iou_from_counts
+from patchpose.training import load_torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def apply_settings(config: dict, assignments: list[str]) -> dict:
+    """A copy of ``config`` with each ``KEY=VALUE`` of ``assignments`` set under ``keypoints2d``, validated."""
+    config = copy.deepcopy(config)
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. training.epochs=12")
+        *parents, leaf = key.split(".")
+        block = config["keypoints2d"]
+        for name in parents:
+            if not isinstance(block.get(name), dict):
+                raise ConfigError(f"--set {assignment!r}: keypoints2d has no block {name!r}")
+            block = block[name]
+        if leaf not in block:
+            raise ConfigError(f"--set {assignment!r}: keypoints2d.{key} is not a key of the config")
+        block[leaf] = yaml.safe_load(text)
+    return validate_config(config)
+
+
+def fold_settings(config: dict) -> dict:
+    """The keypoints2d fold models' settings as the rule passes them (without the part head's keys when the
+    segmentation has a network of its own)."""
+    settings = {key: copy.deepcopy(config["keypoints2d"][key]) for key in ("model", "training", "augment")}
+    if config["segmentation"]["network"] != "keypoints2d":
+        settings["model"].pop("part_head_channels")
+        for key in ("part_loss_weight", "part_class_weight_power"):
+            settings["training"].pop(key)
+    return settings
+
+
+@torch.no_grad()
+def score(model_path: Path, store, rows: np.ndarray, batch_size: int = 64) -> tuple[float, np.ndarray | None]:
+    """Mean 2D error (crop px) over ``rows`` and the part head's confusion counts (None without a part head)."""
+    payload = load_torch(model_path)
+    model = build_model(payload["model_settings"])
+    model.load_state_dict(payload["model"])
+    model.eval()
+    size, side = payload["model_settings"]["input_size"], store.crop_side()
+    errors, counts = [], None
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        heatmaps, parts = model(to_unit_float(load_frames(store, batch, size), torch.device("cpu")))
+        joints = unit_to_pixels(soft_argmax(heatmaps[-1]).numpy(), side)
+        errors.append(np.linalg.norm(joints - store.joints_2d[batch], axis=-1).mean(axis=1))
+        if parts is not None:
+            logits = F.interpolate(parts.float(), size=store.frame_size, mode="bilinear", align_corners=False)
+            found = confusion_counts(logits.argmax(dim=1).numpy(), store.read_part_labels(batch))
+            counts = found if counts is None else counts + found
+    return float(np.concatenate(errors).mean()), counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", type=Path, required=True, help="a training split's dataset store")
+    parser.add_argument("--configfile", type=Path, default=REPO / "config.yaml")
+    parser.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--every", type=int, default=8, help="score every N-th frame of the fold's subjects")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--keep", type=Path, help="a new directory to keep the model file in")
+    args = parser.parse_args()
+    try:
+        config = apply_settings(load_config(args.configfile), args.assignments)
+    except ConfigError as error:
+        raise SystemExit(str(error)) from None
+    if not args.dataset.is_dir():
+        raise SystemExit(f"{args.dataset}: missing (a training split's dataset store)")
+    store = open_dataset(args.dataset)
+    k = config["folds"]["k"]
+    if not 0 <= args.fold < k:
+        raise SystemExit(f"--fold {args.fold}: outside 0..{k - 1} (folds.k = {k})")
+    if args.every < 1:
+        raise SystemExit(f"--every {args.every}: must be at least 1")
+    if args.keep is not None and args.keep.exists():
+        raise SystemExit(f"--keep {args.keep}: exists; give a new directory")
+    assignment = assign_folds(store.subjects, k)
+    held_out = sorted(subject for subject, fold in assignment.items() if fold == args.fold)
+    rows = np.flatnonzero(np.isin(store.subject_names(), held_out))[:: args.every]
+    settings = fold_settings(config)
+    with tempfile.TemporaryDirectory() as scratch:
+        directory = Path(scratch) if args.keep is None else args.keep
+        directory.mkdir(parents=True, exist_ok=True)
+        model_path = directory / f"fold{args.fold}.pt"
+        started = time.perf_counter()
+        train_fold(args.dataset, args.fold, k, settings, config["seed"], model_path, directory / "checkpoint.pt",
+                   args.threads)  # fmt: skip
+        seconds = time.perf_counter() - started
+        torch.set_num_threads(args.threads)
+        error, counts = score(model_path, store, rows)
+    print(f"settings changed: {' '.join(args.assignments) or 'none'}")
+    print(f"fold {args.fold} of {k}, held out {' '.join(held_out)}: {len(rows)} frames scored (every {args.every})")
+    print(f"training: {seconds:.0f} s on {args.threads} threads")
+    print(f"2D mean error: {error:.2f} px")
+    if counts is None:
+        print("segmentation: no part head (segmentation.network is not keypoints2d)")
+    else:
+        iou, mean = iou_from_counts(counts)
+        print(f"segmentation mean IoU: {mean:.3f}")
+        print("  ".join(f"{name} {value:.2f}" for name, value in zip(PART_NAMES, iou, strict=True)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
