@@ -38,6 +38,7 @@ from patchpose.dataset_format import open_dataset
 from patchpose.folds import assign_folds
 from patchpose.frames import load_frames, to_unit_float
 from patchpose.keypoints2d.integral import soft_argmax
+from patchpose.keypoints2d.settings import fold_settings
 from patchpose.keypoints2d.stage import build_model, train_fold
 from patchpose.parts import PART_NAMES
 from patchpose.segmentation.evaluate import confusion_counts, iou_from_counts
@@ -63,17 +64,6 @@ def apply_settings(config: dict, assignments: list[str]) -> dict:
             raise ConfigError(f"--set {assignment!r}: keypoints2d.{key} is not a key of the config")
         block[leaf] = yaml.safe_load(text)
     return validate_config(config)
-
-
-def fold_settings(config: dict) -> dict:
-    """The keypoints2d fold models' settings as the rule passes them (without the part head's keys when the
-    segmentation has a network of its own)."""
-    settings = {key: copy.deepcopy(config["keypoints2d"][key]) for key in ("model", "training", "augment")}
-    if config["segmentation"]["network"] != "keypoints2d":
-        settings["model"].pop("part_head_channels")
-        for key in ("part_loss_weight", "part_class_weight_power"):
-            settings["training"].pop(key)
-    return settings
 
 
 @torch.no_grad()

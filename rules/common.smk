@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 from patchpose.config import ConfigError, validate_config
 from patchpose.folds import FoldError, assign_folds
 from patchpose.h36m import workflow as h36m_workflow
+from patchpose.keypoints2d.settings import fold_settings as keypoints2d_fold_settings
 from patchpose.person_box import split_boxes
 from patchpose.provenance import code_digest
 from patchpose.synthetic.params import world_params_for_split
@@ -96,14 +97,8 @@ def get_training_settings(stage):
 
 
 def get_keypoints2d_training_settings():
-    """keypoints2d's model/training/augment; without the part head's keys when the segmentation has a
-    network of its own (segmentation.network: refinenet), so they then shape nothing."""
-    settings = get_training_settings("keypoints2d")
-    if config["segmentation"]["network"] != "keypoints2d":
-        settings["model"] = {k: v for k, v in settings["model"].items() if k != "part_head_channels"}
-        settings["training"] = {k: v for k, v in settings["training"].items()
-                                if k not in ("part_loss_weight", "part_class_weight_power")}
-    return settings
+    """keypoints2d's model/training/augment (patchpose.keypoints2d.settings.fold_settings)."""
+    return keypoints2d_fold_settings(config)
 
 
 def get_segmentation_training_settings():

@@ -16,6 +16,7 @@ import yaml
 
 from patchpose.config import ConfigError, load_config, validate_config
 from patchpose.dataset_format import open_dataset
+from patchpose.keypoints2d.settings import fold_settings
 from patchpose.keypoints2d.stage import train_fold
 from patchpose.parts import PART_NAMES
 from patchpose.patches.store import write_patch_store
@@ -307,7 +308,7 @@ def test_the_keypoints2d_fold_benchmark_trains_the_stage_model_of_its_settings(t
     assert lines[3].startswith("2D mean error: ") and lines[4].startswith("segmentation mean IoU: ")
     assert lines[5].split()[::2] == list(PART_NAMES)
     assert all(np.isnan(value) or 0 <= value <= 1 for value in map(float, lines[5].split()[1::2]))
-    settings = module.fold_settings(module.apply_settings(load_config(tmp_path / "config.yaml"),
+    settings = fold_settings(module.apply_settings(load_config(tmp_path / "config.yaml"),
                                                           ["model.part_head_channels=4"]))  # fmt: skip
     assert settings["model"]["part_head_channels"] == 4
     train_fold(store, 1, 2, settings, config["seed"], tmp_path / "direct.pt", tmp_path / "direct_ckpt.pt", 1)

@@ -196,3 +196,20 @@ def test_evaluate_by_hand(tmp_path):
         for column in ("mean_error_px", "median_error_px", "pck", "pck_threshold_px"):
             assert float(written[column]) == pytest.approx(row[column], abs=5e-5), column
     assert all(path.stat().st_size > 0 for path in sheets.values())
+
+
+def test_the_fold_settings_drop_the_part_head_keys_only_when_the_segmentation_has_its_own_network():
+    from patchpose.config import validate_config
+    from patchpose.keypoints2d.settings import PART_HEAD_KEYS, fold_settings
+    from tests.conftest import default_config
+
+    config = validate_config(default_config())
+    with_head = fold_settings(config)
+    assert with_head == {key: config["keypoints2d"][key] for key in ("model", "training", "augment")}
+    config["segmentation"]["network"] = "refinenet"
+    without = fold_settings(config)
+    for block, keys in PART_HEAD_KEYS.items():
+        assert set(with_head[block]) - set(without[block]) == set(keys)
+    assert without["augment"] == with_head["augment"]
+    without["model"]["input_size"] = 1  # copies: the config is not changed
+    assert config["keypoints2d"]["model"]["input_size"] != 1
