@@ -11,8 +11,8 @@ prints both segmentations' mean IoU against those labels and the two runs' claim
 (``benchmarks/claims_spread.py``). An oracle, never a result: it measures how much of the paper's
 effect the segmentation stage's quality holds back.
 
-Run:  .venv/bin/python benchmarks/segmentation_oracle.py RUN --workdir DIR [--side S] [--splits train,test] [--cores 2]
-          [-- snakemake args]
+Run:  .venv/bin/python benchmarks/segmentation_oracle.py RUN --workdir DIR [--side S | --from OTHER_RUN]
+          [--splits train,test] [--cores 2] [-- snakemake args]
 
 ``--splits train`` or ``--splits test``: only that split's segmentation is replaced (an updater trained on a perfect
 segmentation of the training subjects and refining with the stage's, or the other way round).
@@ -20,6 +20,10 @@ segmentation of the training subjects and refining with the stage's, or the othe
 ``--side S``: the labels a perfect segmenter with an S x S output would give (each part's share of a cell,
 upsampled bilinearly, argmax: ``patchpose.segmentation.store.coarse_labels``); the default network's part head
 has a 32 x 32 output.
+
+``--from OTHER_RUN``: not an oracle but a swap: the segmentation stores of another finished run of the same
+frames (checked: same frame ids and pixels) in place of RUN's, e.g. a larger keypoint network's part head beside
+RUN's own 2D keypoints and baselines; what a separate segmenter of that quality would give.
 
 RUN should come from the code at hand: the jobs the oracle does not retrain read RUN's model files, and a file
 written by older code may lack a key the current code needs (a refinement then fails, naming it).
@@ -31,6 +35,7 @@ About 5 minutes on 2 idle cores with the default world (the 6 updaters that read
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import subprocess
 import sys
@@ -76,12 +81,35 @@ def mean_iou(results: Path, split: str) -> float:
     return iou_from_counts(counts)[1]
 
 
+def frames_digest(store_path: Path) -> str:
+    """SHA-256 of a dataset store's frame ids and pixels (two runs render the same frames or not)."""
+    dataset = open_dataset(store_path)
+    digest = hashlib.sha256("\n".join(dataset.frame_ids()).encode())
+    for start in range(0, dataset.num_frames, 512):
+        digest.update(
+            np.ascontiguousarray(dataset.read_frames(np.arange(start, min(start + 512, dataset.num_frames)))).tobytes()
+        )
+    return digest.hexdigest()
+
+
+def swap_in(store: Path, source: Path, dataset_path: Path) -> None:
+    """Replace the segmentation store ``store`` with a copy of ``source`` (fresh mtimes, so Snakemake's mtime
+    trigger sees it as newer than the models it came from), checked against the dataset store."""
+    partial = store.with_name(store.name + ".swap")
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(source, partial, copy_function=shutil.copy)
+    open_segmentation(partial, open_dataset(dataset_path))  # complete, and of exactly these frames
+    shutil.rmtree(store)
+    partial.rename(store)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a finished run directory (benchmarks/pipeline.py --workdir)")
     parser.add_argument("--workdir", type=Path, required=True, help="where the oracle run goes (must not exist)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--side", type=int, help="a perfect segmentation at SIDE x SIDE cells (default: per pixel)")
+    parser.add_argument("--from", dest="other", type=Path, help="another run whose segmentation to swap in")
     parser.add_argument("--splits", default="train,test", help="the splits given the oracle (default: train,test)")
     parser.add_argument("snakemake_args", nargs="*", help="after --: more snakemake arguments")
     argv = sys.argv[1:]
@@ -94,6 +122,15 @@ def main() -> None:
         raise SystemExit(f"--splits {args.splits}: a comma-separated choice of {', '.join(SPLITS)}")
     if args.workdir.exists():
         raise SystemExit(f"--workdir {args.workdir}: exists; give a new directory")
+    other = None
+    if args.other is not None:
+        if args.side is not None:
+            raise SystemExit("--side and --from: give one (a coarse ground truth, or another run's segmentation)")
+        other = results_directory(args.other)
+        for split in SPLITS:
+            store = f"dataset/{split}.zarr"
+            if frames_digest(other / store) != frames_digest(results / store):
+                raise SystemExit(f"--from {args.other}: its {split} frames are not {args.run}'s (other world or seed)")
     for split in SPLITS:
         if not open_dataset(results / "dataset" / f"{split}.zarr").has_part_labels:
             raise SystemExit(f"{results / 'dataset' / f'{split}.zarr'}: has no part labels (synthetic world only)")
@@ -101,8 +138,11 @@ def main() -> None:
     shutil.copytree(args.run, args.workdir, symlinks=True)
     oracle = args.workdir / results.relative_to(args.run)
     for split in given:
-        store = oracle / "segmentation" / f"{split}.zarr"
-        write_ground_truth_segmentation(store, open_dataset(oracle / "dataset" / f"{split}.zarr"), args.side)
+        store, dataset_path = oracle / "segmentation" / f"{split}.zarr", oracle / "dataset" / f"{split}.zarr"
+        if other is None:
+            write_ground_truth_segmentation(store, open_dataset(dataset_path), args.side)
+        else:
+            swap_in(store, other / "segmentation" / f"{split}.zarr", dataset_path)
     patches = [str((oracle / "patches/predicted" / f"{split}.zarr").relative_to(args.workdir)) for split in SPLITS]
     # mtime only: a run made by older code would otherwise rerun every stage whose params gained a key since,
     # the segmentation with them (overwriting the oracle's stores); forcerun rebuilds the patches and all after
@@ -116,9 +156,12 @@ def main() -> None:
     oracle_iou = {split: mean_iou(oracle, split) for split in SPLITS}
     print(
         f"mean IoU of the 15 parts: predicted segmentation train {predicted['train']:.3f}, test "
-        f"{predicted['test']:.3f}; the oracle's train {oracle_iou['train']:.3f}, test {oracle_iou['test']:.3f}"
+        f"{predicted['test']:.3f}; the {'swapped' if other else 'oracle'}'s train {oracle_iou['train']:.3f}, test "
+        f"{oracle_iou['test']:.3f}"
     )
     name = "ground-truth segmentation" if args.side is None else f"ground truth at {args.side}x{args.side}"
+    if other is not None:
+        name = f"segmentation of {args.other.name}"
     if len(given) < len(SPLITS):
         name += f" ({given[0]} only)"
     runs = {"predicted segmentation": read_claims(results), name: read_claims(oracle)}

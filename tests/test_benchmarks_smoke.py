@@ -21,7 +21,7 @@ from patchpose.keypoints2d.stage import train_fold
 from patchpose.parts import PART_NAMES
 from patchpose.patches.store import write_patch_store
 from patchpose.poses3d.files import write_predictions
-from patchpose.segmentation.store import write_segmentation
+from patchpose.segmentation.store import open_segmentation, write_segmentation
 from patchpose.skeleton import H36M
 from patchpose.training import load_torch
 from patchpose.updater.network import build_network, complexity
@@ -331,3 +331,43 @@ def test_the_keypoints2d_fold_benchmark_names_a_wrong_setting(tmp_path):
     command = [sys.executable, str(REPO / "benchmarks" / "keypoints2d_fold.py"), "--dataset", str(tmp_path / "no")]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and f"{tmp_path / 'no'}: missing" in result.stderr
+
+
+def _segmentation_oracle_module():
+    spec = importlib.util.spec_from_file_location("segmentation_oracle", REPO / "benchmarks" / "segmentation_oracle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_segmentation_swap_takes_another_runs_store_of_the_same_frames_only(tmp_path):
+    """``--from``: the same frames render the same digest and other pixels another; the swapped-in store is the
+    other run's, byte for byte, in place of the first; a store of other frames is refused and leaves it alone."""
+    module = _segmentation_oracle_module()
+    for run in "abcd":
+        (tmp_path / run).mkdir()
+    first = write_tiny_dataset(tmp_path / "a/dataset.zarr", num_frames=6, seed=0)
+    same = write_tiny_dataset(tmp_path / "b/dataset.zarr", num_frames=6, seed=0)
+    other = write_tiny_dataset(tmp_path / "c/dataset.zarr", num_frames=6, seed=1)
+    assert module.frames_digest(first) == module.frames_digest(same) != module.frames_digest(other)
+    mine = tmp_path / "a/segmentation.zarr"
+
+    def background(start, stop):
+        return (
+            np.zeros((stop - start, 3, 16, 16), np.uint8),
+            np.zeros((stop - start, 16, 16), np.uint8),
+            np.zeros(stop - start, np.int64),
+        )
+
+    write_segmentation(mine, "test", open_dataset(first).frame_ids(), (16, 16), background)
+    theirs = write_label_segmentation(tmp_path / "b/segmentation.zarr", open_dataset(same))
+    module.swap_in(mine, theirs, first)
+    swapped, source = open_segmentation(mine), open_segmentation(theirs)
+    rows = np.arange(6)
+    assert np.array_equal(swapped.read_labels(rows), source.read_labels(rows))
+    assert swapped.read_labels(rows).any()  # not the all-background store it replaced
+    fewer = write_tiny_dataset(tmp_path / "d/dataset.zarr", num_frames=4, seed=0)
+    elsewhere = write_label_segmentation(tmp_path / "d/segmentation.zarr", open_dataset(fewer))
+    with pytest.raises(ValueError, match="frame"):
+        module.swap_in(mine, elsewhere, first)
+    assert np.array_equal(open_segmentation(mine).read_labels(rows), source.read_labels(rows))

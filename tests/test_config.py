@@ -33,6 +33,28 @@ def test_default_config_is_valid_and_complete():
             node = node[part]
 
 
+def test_the_schema_defaults_are_the_embedded_default():
+    """A key left out of a config (a user's own file, a run driven from Python) gets config.yaml's value, so
+    leaving a key out means what the README and config.yaml say it means."""
+    raw = default_config()
+    differing = []
+    for dotted in _leaf_keys(load_schema()):
+        node, value = load_schema(), raw
+        for part in dotted.split("."):
+            node, value = node["properties"][part], value[part]
+        if "default" in node and not isinstance(node["default"], dict) and node["default"] != value:
+            differing.append(f"{dotted}: schema {node['default']!r}, config.yaml {value!r}")
+    assert not differing, "schema defaults that config.yaml does not have:\n" + "\n".join(differing)
+    # So a config with those keys left out validates to the default config.
+    trimmed = copy.deepcopy(raw)
+    for block in ("keypoints2d", "segmentation"):
+        del trimmed[block]["augment"]
+    for key in ("max_epochs", "patience", "validation_subjects"):
+        del trimmed["updater"]["training"][key]
+    del trimmed["updater"]["ablation_baseline"]
+    assert validate_config(trimmed) == validate_config(raw)
+
+
 def test_every_config_key_is_commented():
     """Each key line in config.yaml is preceded by a comment line (meaning, unit, range)."""
     lines = (REPO / "config.yaml").read_text(encoding="utf-8").splitlines()
