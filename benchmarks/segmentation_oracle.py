@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -97,8 +98,14 @@ def swap_in(store: Path, source: Path, dataset_path: Path) -> None:
     trigger sees it as newer than the models it came from), checked against the dataset store."""
     partial = store.with_name(store.name + ".swap")
     shutil.rmtree(partial, ignore_errors=True)
-    shutil.copytree(source, partial, copy_function=shutil.copy)
-    open_segmentation(partial, open_dataset(dataset_path))  # complete, and of exactly these frames
+    try:
+        shutil.copytree(source, partial, copy_function=shutil.copy)  # file contents and modes, not times
+        open_segmentation(partial, open_dataset(dataset_path))  # complete, and of exactly these frames
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    for directory, _, _ in os.walk(partial):  # copytree copies the directories' times
+        os.utime(directory)
     shutil.rmtree(store)
     partial.rename(store)
 

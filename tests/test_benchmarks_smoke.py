@@ -371,3 +371,4 @@ def test_the_segmentation_swap_takes_another_runs_store_of_the_same_frames_only(
     with pytest.raises(ValueError, match="frame"):
         module.swap_in(mine, elsewhere, first)
     assert np.array_equal(open_segmentation(mine).read_labels(rows), source.read_labels(rows))
+    assert sorted(path.name for path in (tmp_path / "a").iterdir()) == ["dataset.zarr", "segmentation.zarr"]
