@@ -33,6 +33,17 @@ from tests.patches_factory import write_label_segmentation
 SCRIPTS = sorted(path.name for path in (REPO / "benchmarks").glob("*.py"))
 
 
+def benchmark_module(script: str, monkeypatch):
+    """``benchmarks/<script>`` imported as a module (registered in sys.modules for the test only: dataclasses
+    look their module up there)."""
+    name = f"benchmark_{script.removesuffix('.py')}"
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / script)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_the_benchmark_starts(script):
     result = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--help"], cwd=REPO,
@@ -41,10 +52,8 @@ def test_the_benchmark_starts(script):
     assert "usage:" in result.stdout
 
 
-def test_the_updater_benchmark_builds_the_configured_network():
-    spec = importlib.util.spec_from_file_location("updater_benchmark", REPO / "benchmarks" / "updater.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_the_updater_benchmark_builds_the_configured_network(monkeypatch):
+    module = benchmark_module("updater.py", monkeypatch)
     settings, origin = module.model_settings('{"input_size": 16}')
     assert origin == "config.yaml + --model" and settings["input_size"] == 16
     assert settings["condition_on_initial_pose"] is False
@@ -133,10 +142,7 @@ def test_the_scale_out_networks_of_the_paper_config_are_the_ones_it_names(monkey
     """Each network spec of config/h36m_paper.yaml builds the network of its own config block (each spec's
     builder binds its settings when made, not the loop's last ones: the segmentation RefineNet once got the
     lifting MLP's settings)."""
-    spec = importlib.util.spec_from_file_location("scale_out_benchmark", REPO / "benchmarks" / "scale_out.py")
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
+    module = benchmark_module("scale_out.py", monkeypatch)
     config, _ = module.load_settings([REPO / "config" / "h36m_paper.yaml"])
     specs = module.network_specs(config)
     assert {"keypoints2d", "segmentation", "baseline lifting", "baseline integral3d"} <= set(specs)
@@ -164,10 +170,8 @@ def test_the_scale_out_arithmetic_names_a_missing_store(tmp_path):
     assert f"{tmp_path / 'nothing' / 'dataset' / 'train.zarr'}: missing" in result.stderr
 
 
-def test_the_depth_sign_benchmark_scores_a_perfect_and_a_depth_mirrored_prediction(tmp_path):
-    spec = importlib.util.spec_from_file_location("depth_sign", REPO / "benchmarks" / "baseline_depth_sign.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_the_depth_sign_benchmark_scores_a_perfect_and_a_depth_mirrored_prediction(tmp_path, monkeypatch):
+    module = benchmark_module("baseline_depth_sign.py", monkeypatch)
     (tmp_path / "dataset").mkdir()
     store = open_dataset(write_tiny_dataset(tmp_path / "dataset/test.zarr", 40, split="test", seed=3))
     truth = store.joints_3d - store.joints_3d[:, :1]
@@ -184,12 +188,10 @@ def test_the_depth_sign_benchmark_scores_a_perfect_and_a_depth_mirrored_predicti
     assert overall["baselines/mirrored"].balanced_accuracy < 0.6
 
 
-def test_the_depth_sign_benchmark_reads_the_rule_off_each_pairing_of_parts_and_joints(tmp_path):
+def test_the_depth_sign_benchmark_reads_the_rule_off_each_pairing_of_parts_and_joints(tmp_path, monkeypatch):
     """Predicted 2D = the ground truth, predicted segmentation = all background: the rule with the predicted
     parts scores no limb, with the ground-truth parts the same limbs whichever 2D it is given."""
-    spec = importlib.util.spec_from_file_location("depth_sign", REPO / "benchmarks" / "baseline_depth_sign.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_module("baseline_depth_sign.py", monkeypatch)
     for stage in ("dataset", "segmentation", "keypoints2d"):
         (tmp_path / stage).mkdir()
     store = open_dataset(write_tiny_dataset(tmp_path / "dataset/test.zarr", 12, (64, 64), split="test", seed=3))
@@ -279,17 +281,10 @@ def test_the_claims_spread_names_a_file_that_is_not_claims(tmp_path):
     assert result.returncode != 0 and f"{bad}: not a claims.json" in result.stderr
 
 
-def _keypoints2d_fold_module():
-    spec = importlib.util.spec_from_file_location("keypoints2d_fold", REPO / "benchmarks" / "keypoints2d_fold.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_keypoints2d_fold_benchmark_trains_the_stage_model_of_its_settings(tmp_path):
+def test_the_keypoints2d_fold_benchmark_trains_the_stage_model_of_its_settings(tmp_path, monkeypatch):
     """The model it scores is the one the stage would train with the changed settings (same frames, same seed:
     the same weights), and it scores the fold's own subjects."""
-    module = _keypoints2d_fold_module()
+    module = benchmark_module("keypoints2d_fold.py", monkeypatch)
     store = write_tiny_dataset(tmp_path / "train.zarr", num_frames=12, split="train")
     config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
     config["folds"]["k"] = 2
@@ -317,8 +312,8 @@ def test_the_keypoints2d_fold_benchmark_trains_the_stage_model_of_its_settings(t
     assert all(torch.equal(kept["model"][name], direct["model"][name]) for name in direct["model"])
 
 
-def test_the_keypoints2d_fold_benchmark_names_a_wrong_setting(tmp_path):
-    module = _keypoints2d_fold_module()
+def test_the_keypoints2d_fold_benchmark_names_a_wrong_setting(tmp_path, monkeypatch):
+    module = benchmark_module("keypoints2d_fold.py", monkeypatch)
     config = validate_config(yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8")))
     with pytest.raises(ConfigError, match="keypoints2d.model.nope is not a key"):
         module.apply_settings(config, ["model.nope=3"])
@@ -333,17 +328,10 @@ def test_the_keypoints2d_fold_benchmark_names_a_wrong_setting(tmp_path):
     assert result.returncode != 0 and f"{tmp_path / 'no'}: missing" in result.stderr
 
 
-def _segmentation_oracle_module():
-    spec = importlib.util.spec_from_file_location("segmentation_oracle", REPO / "benchmarks" / "segmentation_oracle.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_segmentation_swap_takes_another_runs_store_of_the_same_frames_only(tmp_path):
+def test_the_segmentation_swap_takes_another_runs_store_of_the_same_frames_only(tmp_path, monkeypatch):
     """``--from``: the same frames render the same digest and other pixels another; the swapped-in store is the
     other run's, byte for byte, in place of the first; a store of other frames is refused and leaves it alone."""
-    module = _segmentation_oracle_module()
+    module = benchmark_module("segmentation_oracle.py", monkeypatch)
     for run in "abcd":
         (tmp_path / run).mkdir()
     first = write_tiny_dataset(tmp_path / "a/dataset.zarr", num_frames=6, seed=0)
