@@ -23,7 +23,8 @@ has a 32 x 32 output.
 
 ``--from OTHER_RUN``: not an oracle but a swap: the segmentation stores of another finished run of the same
 frames (checked: same frame ids and pixels) in place of RUN's, e.g. a larger keypoint network's part head beside
-RUN's own 2D keypoints and baselines; what a separate segmenter of that quality would give.
+RUN's own 2D keypoints and baselines; what a separate segmenter of that quality would give. OTHER_RUN may also be
+the ``--out`` of ``benchmarks/limb_segmenter.py`` (stores and the digests of their frames).
 
 RUN should come from the code at hand: the jobs the oracle does not retrain read RUN's model files, and a file
 written by older code may lack a key the current code needs (a refinement then fails, naming it).
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -110,13 +112,31 @@ def swap_in(store: Path, source: Path, dataset_path: Path) -> None:
     partial.rename(store)
 
 
+def segmentation_source(other: Path, results: Path) -> Path:
+    """The directory whose ``segmentation/<split>.zarr`` ``--from OTHER`` swaps in: a finished run's results
+    directory, or OTHER itself where it holds ``frames.json`` (``benchmarks/limb_segmenter.py --out``: the
+    digests of the frames it segmented). Exits unless both splits' frames are RUN's (``frames_digest``)."""
+    if (other / "frames.json").is_file():
+        source, digests = other, json.loads((other / "frames.json").read_text(encoding="utf-8"))
+    else:
+        source = results_directory(other)
+        digests = {split: frames_digest(source / "dataset" / f"{split}.zarr") for split in SPLITS}
+    for split in SPLITS:
+        if digests.get(split) != frames_digest(results / "dataset" / f"{split}.zarr"):
+            raise SystemExit(f"--from {other}: its {split} frames are not {results}'s (other world or seed)")
+        if not (source / "segmentation" / f"{split}.zarr").is_dir():
+            raise SystemExit(f"{source / 'segmentation' / f'{split}.zarr'}: missing")
+    return source
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a finished run directory (benchmarks/pipeline.py --workdir)")
     parser.add_argument("--workdir", type=Path, required=True, help="where the oracle run goes (must not exist)")
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--side", type=int, help="a perfect segmentation at SIDE x SIDE cells (default: per pixel)")
-    parser.add_argument("--from", dest="other", type=Path, help="another run whose segmentation to swap in")
+    parser.add_argument("--from", dest="other", type=Path,
+                        help="another run, or limb_segmenter.py --out, whose segmentation to swap in")  # fmt: skip
     parser.add_argument("--splits", default="train,test", help="the splits given the oracle (default: train,test)")
     parser.add_argument("snakemake_args", nargs="*", help="after --: more snakemake arguments")
     argv = sys.argv[1:]
@@ -133,11 +153,7 @@ def main() -> None:
     if args.other is not None:
         if args.side is not None:
             raise SystemExit("--side and --from: give one (a coarse ground truth, or another run's segmentation)")
-        other = results_directory(args.other)
-        for split in SPLITS:
-            store = f"dataset/{split}.zarr"
-            if frames_digest(other / store) != frames_digest(results / store):
-                raise SystemExit(f"--from {args.other}: its {split} frames are not {args.run}'s (other world or seed)")
+        other = segmentation_source(args.other, results)
     for split in SPLITS:
         if not open_dataset(results / "dataset" / f"{split}.zarr").has_part_labels:
             raise SystemExit(f"{results / 'dataset' / f'{split}.zarr'}: has no part labels (synthetic world only)")

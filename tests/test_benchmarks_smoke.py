@@ -18,8 +18,8 @@ from patchpose.config import ConfigError, load_config, validate_config
 from patchpose.dataset_format import open_dataset
 from patchpose.keypoints2d.settings import fold_settings
 from patchpose.keypoints2d.stage import train_fold
-from patchpose.parts import PART_NAMES
-from patchpose.patches.store import write_patch_store
+from patchpose.parts import PALETTE, PART_NAMES
+from patchpose.patches.store import open_patch_store, write_patch_store
 from patchpose.poses3d.files import write_predictions
 from patchpose.segmentation.store import open_segmentation, write_segmentation
 from patchpose.skeleton import H36M
@@ -360,3 +360,70 @@ def test_the_segmentation_swap_takes_another_runs_store_of_the_same_frames_only(
         module.swap_in(mine, elsewhere, first)
     assert np.array_equal(open_segmentation(mine).read_labels(rows), source.read_labels(rows))
     assert sorted(path.name for path in (tmp_path / "a").iterdir()) == ["dataset.zarr", "segmentation.zarr"]
+
+
+def test_the_limb_segmenter_samples_and_pastes_where_the_patches_lie(monkeypatch):
+    """Hand-built geometry: a patch that is the frame itself samples the labels unchanged; a patch laid over the
+    frame's middle pastes its parts exactly where it covers more than half a pixel and leaves the rest alone."""
+    module = benchmark_module("limb_segmenter.py", monkeypatch)
+    truth = np.random.default_rng(0).integers(0, 15, (1, 16, 16)).astype(np.uint8)
+
+    class Labels:  # the part of a dataset store that patch_labels reads
+        frame_size = (16, 16)
+
+        def read_part_labels(self, rows):
+            return truth[rows]
+
+    identity = module.patch_to_frame(np.array([[[[1.0, 0, 0], [0, 1, 0]]]]), cache=16, side=16)
+    assert np.array_equal(module.patch_labels(Labels(), identity, np.array([0]), 16)[0, 0], truth[0])
+    # cache 16 -> side 8: patch px u is cache px 2u + 0.5, frame px 2u + 0.5 under the identity
+    assert np.allclose(module.patch_to_frame(np.array([[1.0, 0, 0], [0, 1, 0]]), 16, 8) @ [3, 5, 1], [6.5, 10.5, 1])
+    middle = module.patch_to_frame(np.array([[[[0.5, 0, 4], [0, 0.5, 4]]]]), cache=16, side=16)  # frame 4..11.5
+    probabilities = torch.zeros(1, 1, 15, 16, 16)
+    probabilities[:, :, 3] = 1
+    stage_colours, stage_labels = np.full((1, 3, 16, 16), 7, np.uint8), np.zeros((1, 16, 16), np.uint8)
+    colours, labels = module.paste(probabilities, middle, stage_colours, stage_labels, (16, 16))
+    inside = np.zeros((16, 16), bool)
+    inside[4:12, 4:12] = True
+    assert np.array_equal(labels[0], np.where(inside, 3, 0))
+    assert np.array_equal(colours[0][:, inside], np.repeat(PALETTE[3][:, None], inside.sum(), 1))
+    assert (colours[0][:, ~inside] == 7).all() and not stage_labels.any()  # the stage's arrays are not changed
+
+
+@pytest.mark.slow
+def test_the_limb_segmenter_writes_stores_the_oracle_swaps_in(tiny_run, tmp_path, monkeypatch):
+    """On the tiny run: both splits' stores, of the run's frames, the stage's labels kept outside the arm
+    patches; ``segmentation_oracle.py --from`` takes the directory and refuses it once its digests are not the
+    run's."""
+    results = tiny_run / "results/synthetic"
+    arms = list(benchmark_module("limb_segmenter.py", monkeypatch).LIMB_GROUPS["arms"])
+    oracle = benchmark_module("segmentation_oracle.py", monkeypatch)
+    side = open_patch_store(results / "patches/predicted/test.zarr").patch_size // 4
+    out = tmp_path / "limbs"
+    command = [sys.executable, str(REPO / "benchmarks" / "limb_segmenter.py"), str(tiny_run), "--out", str(out),
+               "--epochs", "1", "--width", "4", "--side", str(side), "--threads", "1"]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("fold 0: trained in") and lines[1].startswith("fold 1: trained in")
+    assert [line.split()[0] for line in lines[-2:]] == ["train", "test"]
+    for split in ("train", "test"):
+        dataset = open_dataset(results / f"dataset/{split}.zarr")
+        stage = open_segmentation(results / f"segmentation/{split}.zarr", dataset)
+        pasted = open_segmentation(out / f"segmentation/{split}.zarr", dataset)
+        rows = np.arange(dataset.num_frames)
+        assert np.array_equal(pasted.fold, stage.fold)
+        kept = pasted.read_labels(rows) == stage.read_labels(rows)
+        boxes = open_patch_store(results / f"patches/predicted/{split}.zarr").read_box(rows)[:, arms]
+        half = boxes[..., 2:].max(-1) / 2 + 1  # the square patch about each box's centre, and a pixel's margin
+        ys, xs = np.mgrid[: dataset.frame_size[0], : dataset.frame_size[1]]
+        near = (np.abs(xs - boxes[..., 0, None, None]) <= half[..., None, None]) & (
+            np.abs(ys - boxes[..., 1, None, None]) <= half[..., None, None]
+        )
+        outside = ~near.any(1)
+        assert outside.any() and kept[outside].all() and not kept.all()
+    assert oracle.segmentation_source(out, results) == out
+    digests = json.loads((out / "frames.json").read_text(encoding="utf-8"))
+    (out / "frames.json").write_text(json.dumps({**digests, "test": "0" * 64}), encoding="utf-8")
+    with pytest.raises(SystemExit, match="its test frames are not"):
+        oracle.segmentation_source(out, results)
