@@ -175,6 +175,7 @@ def paste(probabilities: torch.Tensor, maps: np.ndarray, encoded, labels, frame_
 
 
 def part_iou(dataset, segmentation) -> np.ndarray:
+    """(15,) IoU of each part of a segmentation store against the dataset's part labels (NaN: absent from both)."""
     counts = 0
     for start in range(0, dataset.num_frames, BLOCK):
         rows = np.arange(start, min(start + BLOCK, dataset.num_frames))
@@ -232,9 +233,6 @@ def main() -> None:
             mine = np.flatnonzero(d["fold"] == fold)
             probabilities[split][mine] = predict(model, d["inputs"], mine).half()
     (args.out / "segmentation").mkdir(parents=True)
-    (args.out / "frames.json").write_text(
-        json.dumps({split: frames_digest(results / "dataset" / f"{split}.zarr") for split in SPLITS}), encoding="utf-8"
-    )
     print(f"IoU against the renderer's part labels, the stage's / with the {args.limbs} pasted ({len(limbs)} patches)")
     print(f"{'split':6} {'mean':>13}  " + " ".join(PART_NAMES))
     for split, d in data.items():
@@ -250,6 +248,10 @@ def main() -> None:
         before, after = part_iou(d["dataset"], stage), part_iou(d["dataset"], open_segmentation(path, d["dataset"]))
         print(f"{split:6} {np.nanmean(before):.3f}/{np.nanmean(after):.3f}  "
               + " ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(before, after, strict=True)))  # fmt: skip
+    digests = {split: frames_digest(results / "dataset" / f"{split}.zarr") for split in SPLITS}
+    partial = args.out / "frames.json.partial"  # last, and whole: segmentation_oracle.py --from reads OUT by it
+    partial.write_text(json.dumps(digests), encoding="utf-8")
+    partial.rename(args.out / "frames.json")
 
 
 if __name__ == "__main__":
