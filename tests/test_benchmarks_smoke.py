@@ -427,3 +427,44 @@ def test_the_limb_segmenter_writes_stores_the_oracle_swaps_in(tiny_run, tmp_path
     (out / "frames.json").write_text(json.dumps({**digests, "test": "0" * 64}), encoding="utf-8")
     with pytest.raises(SystemExit, match="its test frames are not"):
         oracle.segmentation_source(out, results)
+
+
+def test_the_pose_prior_draws_each_part_where_the_joints_put_it(monkeypatch):
+    """Hand-built joints: a pixel inside the hips-shoulders quadrilateral is at distance 0 of the torso, one beside
+    the forearm at its distance from the segment, the hand's point lies a quarter forearm beyond the wrist; a band
+    drawn with radius 3 around the predicted forearm is fitted back as 3 with IoU 1; weight 0 leaves the part
+    head's labels and an infinite weight gives the bands alone."""
+    module = benchmark_module("pose_prior_segmentation.py", monkeypatch)
+    place = {
+        "pelvis": (16, 20),
+        "left_hip": (20, 20),
+        "right_hip": (12, 20),
+        "spine": (16, 15),
+        "thorax": (16, 10),
+        "left_shoulder": (20, 10),
+        "right_shoulder": (12, 10),
+        "left_elbow": (24, 10),
+        "left_wrist": (24, 18),
+    }
+    joints = np.zeros((1, 17, 2), np.float32)
+    for name, xy in place.items():
+        joints[0, H36M.joint_index(name)] = xy
+    d = module.part_distances(joints, (32, 32))[0]
+    torso, forearm, hand = (PART_NAMES.index(name) - 1 for name in ("torso", "left_lower_arm", "left_hand"))
+    assert d[torso, 18, 14] == 0 and d[torso, 18, 30] > 0  # (x 14, y 18) inside, (x 30, y 18) outside
+    assert d[forearm, 14, 27] == pytest.approx(3) and d[forearm, 30, 24] == pytest.approx(12)
+    assert d[hand].argmin() == 20 * 32 + 24  # wrist (24, 18) + (18 - 10) / 4 down
+
+    class Labels:  # the part of a dataset store that fit_radii reads
+        num_frames, frame_size = 1, (32, 32)
+
+        def read_part_labels(self, rows):
+            return np.where(d[forearm] <= 3, forearm + 1, 0).astype(np.uint8)[None]
+
+    radii, iou = module.fit_radii(Labels(), joints)
+    assert radii[forearm] == 3 and iou[forearm] == 1
+    log_p = torch.log_softmax(torch.randn(1, 15, 32, 32, generator=torch.Generator().manual_seed(0)), 1)
+    radii = torch.from_numpy(radii.astype(np.float32))
+    assert torch.equal(module.fused_scores(log_p, d[None], radii, 0.0), log_p)
+    bands = module.fused_scores(log_p, d[None], radii, float("inf")).argmax(1)[0]
+    assert bands[14, 26] == forearm + 1 and bands[31, 31] == 0  # 2 px from the forearm, inside its band
