@@ -164,7 +164,7 @@ class Split:
         if not self.dataset.has_part_labels:
             raise SystemExit(f"{self.dataset.path}: has no part labels (synthetic world only)")
         self.joints = read_predictions(results / "keypoints2d" / f"{split}_joints_2d.npz", self.dataset)
-        paths = sorted((results / "keypoints2d" / "models").glob("fold*.pt"))
+        paths = sorted((results / "keypoints2d" / "models").glob("fold*.pt"), key=lambda p: int(p.stem[4:]))
         self.which, self.models, payloads = load_fold_models(
             paths, split, self.dataset.subject_names(), build_segmenter, torch.device("cpu")
         )
