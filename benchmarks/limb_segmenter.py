@@ -21,7 +21,6 @@ training time. About 4 minutes a fold for the arms at the defaults on 2 idle cor
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from patchpose.segmentation.store import open_segmentation, write_segmentation
 from patchpose.skeleton import H36M
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from segmentation_oracle import SPLITS, frames_digest, results_directory  # noqa: E402
+from segmentation_oracle import SPLITS, results_directory, write_frames_json  # noqa: E402
 
 LIMB_GROUPS = {
     "arms": tuple(i for i, name in enumerate(H36M.limb_names) if any(j in name for j in ("shoulder", "elbow"))),
@@ -248,10 +247,7 @@ def main() -> None:
         before, after = part_iou(d["dataset"], stage), part_iou(d["dataset"], open_segmentation(path, d["dataset"]))
         print(f"{split:6} {np.nanmean(before):.3f}/{np.nanmean(after):.3f}  "
               + " ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(before, after, strict=True)))  # fmt: skip
-    digests = {split: frames_digest(results / "dataset" / f"{split}.zarr") for split in SPLITS}
-    partial = args.out / "frames.json.partial"  # last, and whole: segmentation_oracle.py --from reads OUT by it
-    partial.write_text(json.dumps(digests), encoding="utf-8")
-    partial.rename(args.out / "frames.json")
+    write_frames_json(args.out, results)  # last: segmentation_oracle.py --from reads OUT by it
 
 
 if __name__ == "__main__":

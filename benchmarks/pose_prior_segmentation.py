@@ -29,7 +29,6 @@ About 9 minutes on 2 idle cores with the default world.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
@@ -41,48 +40,28 @@ import torch.nn.functional as F
 from patchpose.dataset_format import open_dataset
 from patchpose.fold_models import load_fold_models
 from patchpose.frames import load_frames, to_unit_float
+from patchpose.h36m.pseudo_labels import _EXTREMITIES as PSEUDO_EXTREMITIES
+from patchpose.h36m.pseudo_labels import _TORSO as TORSO_POLYGON
 from patchpose.keypoints2d.stage import read_predictions
-from patchpose.parts import NUM_PARTS, PART_NAMES
+from patchpose.parts import LIMB_PART, NUM_PARTS, PART_NAMES
 from patchpose.segmentation.evaluate import confusion_counts, iou_from_counts
 from patchpose.segmentation.stage import build_segmenter, encode_probability_maps
 from patchpose.segmentation.store import open_segmentation, write_segmentation
 from patchpose.skeleton import H36M
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from segmentation_oracle import SPLITS, frames_digest, results_directory  # noqa: E402
+from limb_segmenter import part_iou  # noqa: E402
+from segmentation_oracle import SPLITS, results_directory, write_frames_json  # noqa: E402
 
 J = H36M.joint_index
 RADII = np.arange(1.0, 24.5, 0.5)  # px, the radius grid of the bands
 BLOCK = 64
 CLIP = 2.0
-# (part, segments as joint pairs); extremities are points beyond a joint along a limb (``EXTREMITIES``)
-SEGMENTS = {
-    "head": [("thorax", "neck_nose"), ("neck_nose", "head")],
-    "torso": [
-        ("pelvis", "spine"),
-        ("spine", "thorax"),
-        ("pelvis", "left_hip"),
-        ("pelvis", "right_hip"),
-        ("thorax", "left_shoulder"),
-        ("thorax", "right_shoulder"),
-    ],  # fmt: skip
-    **{
-        f"{side}_{part}": [(f"{side}_{a}", f"{side}_{b}")]
-        for side in ("left", "right")
-        for part, a, b in (
-            ("upper_arm", "shoulder", "elbow"),
-            ("lower_arm", "elbow", "wrist"),
-            ("upper_leg", "hip", "knee"),
-            ("lower_leg", "knee", "ankle"),
-        )
-    },  # fmt: skip
-}
-EXTREMITIES = {
-    f"{side}_{part}": (f"{side}_{a}", f"{side}_{b}", fraction)
-    for side in ("left", "right")
-    for part, a, b, fraction in (("hand", "elbow", "wrist", 0.25), ("foot", "knee", "ankle", 0.15))
-}
-TORSO_POLYGON = ("left_hip", "right_hip", "right_shoulder", "left_shoulder")
+# each body part's segments (joint id pairs): the skeleton's limbs of that part (``patchpose.parts.LIMB_PART``)
+SEGMENTS = {name: [limb for limb, part in zip(H36M.limbs, LIMB_PART, strict=True) if part == k]
+            for k, name in enumerate(PART_NAMES) if k and k in LIMB_PART}  # fmt: skip
+# hands and feet: a point beyond a joint along a limb, as the Human3.6M pseudo labels place them
+EXTREMITIES = {name: (start, end, fraction) for name, _, start, end, fraction in PSEUDO_EXTREMITIES}
 
 
 def _segment_distance(pixels: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -115,14 +94,14 @@ def part_distances(joints: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     out = torch.empty(len(points), NUM_PARTS - 1, h * w)
     for k, name in enumerate(PART_NAMES[1:]):
         if name in EXTREMITIES:
-            a, b, fraction = (J(j) if isinstance(j, str) else j for j in EXTREMITIES[name])
+            a, b, fraction = EXTREMITIES[name]
             centre = points[:, b] + fraction * (points[:, b] - points[:, a])
             out[:, k] = (pixels[None] - centre[:, None]).norm(dim=-1)
             continue
-        d = torch.stack([_segment_distance(pixels, points[:, J(a)], points[:, J(b)]) for a, b in SEGMENTS[name]])
+        d = torch.stack([_segment_distance(pixels, points[:, a], points[:, b]) for a, b in SEGMENTS[name]])
         d = d.min(0).values
         if name == "torso":
-            d = torch.where(_inside(pixels, points[:, [J(j) for j in TORSO_POLYGON]]), torch.zeros_like(d), d)
+            d = torch.where(_inside(pixels, points[:, TORSO_POLYGON]), torch.zeros_like(d), d)
         out[:, k] = d
     return out.reshape(len(points), NUM_PARTS - 1, h, w)
 
@@ -247,20 +226,11 @@ def main() -> None:
     print(f"IoU against the renderer's part labels, the stage's / alpha {chosen:g}")
     print(f"{'split':6} {'mean':>13}  " + " ".join(PART_NAMES))
     for split, s in splits.items():
-        counts = 0
-        written = open_segmentation(args.out / "segmentation" / f"{split}.zarr", s.dataset)
-        stage = iou[split][0] if 0 in iou[split] else None
-        for start in range(0, s.dataset.num_frames, 256):
-            rows = np.arange(start, min(start + 256, s.dataset.num_frames))
-            counts = counts + confusion_counts(written.read_labels(rows), s.dataset.read_part_labels(rows))
-        after = iou_from_counts(counts)[0]
-        before = stage if stage is not None else np.full(NUM_PARTS, np.nan)
+        before = part_iou(s.dataset, s.stage)
+        after = part_iou(s.dataset, open_segmentation(args.out / "segmentation" / f"{split}.zarr", s.dataset))
         print(f"{split:6} {np.nanmean(before):.3f}/{np.nanmean(after):.3f}  "
               + " ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(before, after, strict=True)))  # fmt: skip
-    digests = {split: frames_digest(results / "dataset" / f"{split}.zarr") for split in SPLITS}
-    partial = args.out / "frames.json.partial"  # last, and whole: segmentation_oracle.py --from reads OUT by it
-    partial.write_text(json.dumps({**digests, "alpha": chosen, "radii": radii.tolist()}), encoding="utf-8")
-    partial.rename(args.out / "frames.json")
+    write_frames_json(args.out, results, alpha=chosen, radii=radii.tolist())  # last: --from reads OUT by it
 
 
 if __name__ == "__main__":

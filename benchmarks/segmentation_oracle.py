@@ -112,6 +112,15 @@ def swap_in(store: Path, source: Path, dataset_path: Path) -> None:
     partial.rename(store)
 
 
+def write_frames_json(out: Path, results: Path, **extra) -> None:
+    """``out/frames.json``: the digests of ``results``' frames of both splits (``frames_digest``) and ``extra``, by
+    which ``segmentation_source`` accepts ``out`` as another run; written last, whole (renamed into place)."""
+    digests = {split: frames_digest(results / "dataset" / f"{split}.zarr") for split in SPLITS}
+    partial = out / "frames.json.partial"
+    partial.write_text(json.dumps({**digests, **extra}), encoding="utf-8")
+    partial.rename(out / "frames.json")
+
+
 def segmentation_source(other: Path, results: Path) -> Path:
     """The directory whose ``segmentation/<split>.zarr`` ``--from OTHER`` swaps in: a finished run's results
     directory, or OTHER itself where it holds ``frames.json`` (``benchmarks/limb_segmenter.py --out``: the
