@@ -30,7 +30,7 @@ knowing only which limb it is gives). Train accuracy (no augmentation) shows how
 
 Run:  .venv/bin/python benchmarks/cue_test.py [--train-poses 50] [--test-poses 4] [--epochs 30]
                                               [--size 64] [--frame-size 128] [--seed 0] [--out DIR]
-                                              [--depth-falloff K] [--rule-only]
+                                              [--depth-falloff K] [--outfits per_sequence] [--rule-only]
 
 --train-poses is poses per training subject (x 5 subjects x 4 cameras frames, x 8 limbs patches),
 --test-poses poses per test subject and action (x 15 actions x 2 subjects x 4 cameras frames). The
@@ -103,6 +103,8 @@ def _world(args: argparse.Namespace, cues: bool) -> dict:
         world["depth_falloff"] = 0
     elif args.depth_falloff is not None:
         world["depth_falloff"] = args.depth_falloff
+    if args.outfits is not None:
+        world["outfits"] = args.outfits
     return world
 
 
@@ -356,6 +358,10 @@ def main() -> None:
         "--depth-falloff", type=float, default=None,
         help="the world's depth_falloff with the cues on (default: config.yaml's; 0: texture and shading only)",
     )  # fmt: skip
+    parser.add_argument(
+        "--outfits", choices=("per_subject", "per_sequence"), default=None,
+        help="the world's outfits in both conditions (default: config.yaml's, one per subject)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.size % 16:
         parser.error("--size must be a multiple of 16")
@@ -376,6 +382,8 @@ def main() -> None:
             world = _world(args, cues)
             tag = f"{'on' if cues else 'off'}_k{world['depth_falloff']:g}_f{args.frame_size}"
             tag += f"_tr{args.train_poses}_te{args.test_poses}_s{args.seed}"
+            if world.get("outfits", "per_subject") != "per_subject":
+                tag += f"_{world['outfits']}"
             samples[condition] = {}
             for split in SPLITS:
                 path = _store(out, f"{split}_{tag}", split, world, args.seed, args.threads)

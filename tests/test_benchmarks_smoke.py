@@ -468,3 +468,18 @@ def test_the_pose_prior_draws_each_part_where_the_joints_put_it(monkeypatch):
     assert torch.equal(module.fused_scores(log_p, d[None], radii, 0.0), log_p)
     bands = module.fused_scores(log_p, d[None], radii, float("inf")).argmax(1)[0]
     assert bands[14, 26] == forearm + 1 and bands[31, 31] == 0  # 2 px from the forearm, inside its band
+
+
+def test_the_cue_test_renders_the_world_it_is_asked_for(monkeypatch):
+    module = benchmark_module("cue_test.py", monkeypatch)
+    base = dict(frame_size=96, train_poses=3, test_poses=1, depth_falloff=None, outfits=None)
+    configured = load_config(REPO / "config.yaml")["dataset"]["synthetic"]
+    on = module._world(module.argparse.Namespace(**base), cues=True)
+    assert on["outfits"] == configured["outfits"] and on["depth_falloff"] == configured["depth_falloff"]
+    assert on["texture_cue"] and on["shading_cue"] and on["frame_size"] == 96
+    varied = dict(base, outfits="per_sequence", depth_falloff=2.0)
+    on = module._world(module.argparse.Namespace(**varied), cues=True)
+    off = module._world(module.argparse.Namespace(**varied), cues=False)
+    assert on["outfits"] == off["outfits"] == "per_sequence"  # the conditions differ only in their cues
+    assert on["depth_falloff"] == 2.0 and off["depth_falloff"] == 0
+    assert not (off["texture_cue"] or off["shading_cue"])
