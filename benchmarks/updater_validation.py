@@ -25,6 +25,7 @@ from patchpose.dataset_format import open_dataset
 from patchpose.orientation import bone_statistics
 from patchpose.poses3d.loading import load_for_store
 from patchpose.updater.stage import residual_targets, validation_rows
+from patchpose.updater.variants import updater_seed
 
 
 def zero_loss(results: Path, baseline: str, training: dict, seed: int, variant: str) -> float:
@@ -62,7 +63,7 @@ def main() -> None:
     print(f"{'baseline/variant':34s}{'best epoch':>11s}{'train':>9s}{'val':>9s}{'val of ΔU=0':>13s}{'val/zero':>10s}")
     for curve in curves:
         baseline, variant = curve.parent.parent.name, curve.parent.name
-        zero = zero_loss(args.results, baseline, config["updater"]["training"], config["seed"], variant)
+        zero = zero_loss(args.results, baseline, config["updater"]["training"], updater_seed(config), variant)
         row = best_epoch(curve)
         val = float(row["val_loss"])
         print(f"{baseline + '/' + variant:34s}{row['epoch']:>11s}{float(row['train_loss']):9.3f}{val:9.3f}"

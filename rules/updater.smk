@@ -17,7 +17,7 @@ rule train_updater:
     params:
         code=get_code_version("train_updater.py"),
         settings=get_updater_settings,
-        seed=config["seed"],
+        seed=updater_variants.updater_seed(config),
         checkpoint=f"{RESULTS}/updater/{{baseline}}/{{variant}}/checkpoint.ckpt",
     log:
         f"{RESULTS}/logs/updater/train_{{baseline}}_{{variant}}.log",

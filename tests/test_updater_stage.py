@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from patchpose.baselines.geometry import root_relative
-from patchpose.config import validate_config
+from patchpose.config import ConfigError, validate_config
 from patchpose.dataset_format import DatasetStore, open_dataset
 from patchpose.orientation import bone_statistics, refine
 from patchpose.patches.geometry import LimbPatchGeometry
@@ -19,7 +19,7 @@ from patchpose.poses3d.files import read_predictions, write_predictions
 from patchpose.training import load_torch
 from patchpose.updater.calibration import calibration_factors
 from patchpose.updater.stage import load_updater, refine_split, residual_targets, train_updater, validation_rows
-from patchpose.updater.variants import job_settings, planned_pairs
+from patchpose.updater.variants import job_settings, planned_pairs, updater_seed
 from tests.conftest import default_config
 from tests.dataset_factory import write_tiny_dataset
 from tests.patches_factory import write_label_segmentation
@@ -224,6 +224,21 @@ def test_validation_holds_out_whole_subjects_or_poses(split_files):
         validation_rows(store, {"validation_subjects": ["S8"], "validation_fraction": 0.25}, 0, names)
     with pytest.raises(ValueError, match="validation needs some frames and training the rest"):
         validation_rows(store, {"validation_subjects": ["S1", "S9"], "validation_fraction": 0.25}, 0, names)
+
+
+def test_the_updaters_train_with_their_own_seed_or_the_runs():
+    config = validate_config(default_config())
+    assert config["updater"]["seed"] is None and updater_seed(config) == config["seed"] == 0
+    config["seed"] = 5
+    assert updater_seed(config) == 5
+    config["updater"]["seed"] = 1001
+    assert updater_seed(config) == 1001
+    config["updater"]["seed"] = 0
+    assert updater_seed(config) == 0  # 0 is a seed, not "unset"
+    wrong = default_config()
+    wrong["updater"]["seed"] = -1
+    with pytest.raises(ConfigError, match="updater.seed = -1 is out of range"):
+        validate_config(wrong)
 
 
 def test_the_planned_pairs_follow_the_tables():

@@ -35,6 +35,7 @@ __all__ = [
     "get_variant",
     "variant_settings",
     "job_settings",
+    "updater_seed",
     "planned_pairs",
     "wildcard_constraint",
     "UPDATER_KEYS",
@@ -100,6 +101,13 @@ def job_settings(updater: dict, name: str) -> dict:
     architecture = model["architecture"]
     common = {key: value for key, value in model.items() if not isinstance(value, dict)}
     return {"model": {**common, architecture: model[architecture]}, "training": updater["training"]}
+
+
+def updater_seed(config: Mapping) -> int:
+    """The seed the updaters train with: ``updater.seed``, or the run's ``seed`` where that is null (the
+    default), so setting it retrains the updaters alone on the same inputs. ``config``: the validated config."""
+    own = config["updater"].get("seed")
+    return config["seed"] if own is None else own
 
 
 def planned_pairs(
