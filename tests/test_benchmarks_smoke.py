@@ -4,8 +4,10 @@ tiny results tree and its numbers add up. No timing here."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 
@@ -483,3 +485,46 @@ def test_the_cue_test_renders_the_world_it_is_asked_for(monkeypatch):
     assert on["outfits"] == off["outfits"] == "per_sequence"  # the conditions differ only in their cues
     assert on["depth_falloff"] == 2.0 and off["depth_falloff"] == 0
     assert not (off["texture_cue"] or off["shading_cue"])
+
+
+def test_the_updater_ensemble_is_the_mean_of_its_members_and_evaluated_like_them(tiny_run, tmp_path):
+    """Two members: the tiny run and a copy whose one refined file is moved; the ensemble's file of that pair is
+    the mean of the two, of the others the run's own, evaluated to the run's own figures; the members' validation
+    losses are the ones their curve.csv kept; runs on other baselines are refused by name."""
+    from patchpose.poses3d.files import read_predictions
+    from patchpose.poses3d.loading import load_for_store
+
+    results = tiny_run / "results/synthetic"
+    other = tmp_path / "other"
+    shutil.copytree(results, other)
+    pairs = sorted(path.parent for path in (results / "refined").glob("*/*/test_poses_3d.npz"))
+    moved, kept = pairs[0].relative_to(results), pairs[-1].relative_to(results)
+    store = open_dataset(results / "dataset/test.zarr")
+    first = load_for_store(results / moved / "test_poses_3d.npz", store)
+    second = first.copy()
+    second[:, 1:] += np.linspace(-20, 20, 16)[None, :, None]
+    write_predictions(other / moved / "test_poses_3d.npz", second, store.frame_ids(), split="test", method="moved")
+    out = tmp_path / "ensemble"
+    command = [sys.executable, str(REPO / "benchmarks" / "updater_ensemble.py"), str(results), str(other),
+               "--out", str(out), "--configfile", str(tiny_run / "config.yaml")]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert np.allclose(read_predictions(out / moved / "test_poses_3d.npz").poses_3d, (first + second) / 2, atol=1e-3)
+    assert np.allclose(read_predictions(out / kept / "test_poses_3d.npz").poses_3d,
+                       read_predictions(results / kept / "test_poses_3d.npz").poses_3d, atol=1e-3)  # fmt: skip
+    assert (out / kept / "improvement.csv").read_text() == (results / kept / "improvement.csv").read_text()
+    claims = json.loads((out / "claims.json").read_text())
+    assert set(claims) == set(json.loads((results / "claims.json").read_text()))
+    validation = result.stdout.split("test split")[0].splitlines()
+    lines = {line.split()[0]: line.split() for line in validation if line.split()}
+    for pair in pairs:
+        name = f"{pair.parent.name}/{pair.name}"
+        with open(results / "updater" / name / "curve.csv", newline="", encoding="utf-8") as handle:
+            kept_loss = float([row for row in csv.DictReader(handle) if row["best"] == "True"][-1]["val_loss"])
+        members = [float(value) for value in lines[name][1:3]]  # the first table's row: the members' losses
+        assert members[0] == members[1] == pytest.approx(kept_loss, rel=2e-3, abs=2e-3)
+    write_predictions(other / "baselines" / moved.parent.name / "test_poses_3d.npz", second, store.frame_ids(),
+                      split="test", method="another")  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    assert f"{other / 'baselines' / moved.parent.name / 'test_poses_3d.npz'}: differs from" in result.stderr
