@@ -25,7 +25,6 @@ the seed of the bootstrap, the ablation baseline).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
@@ -46,15 +45,12 @@ from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL
 from patchpose.orientation import BoneStatistics, bone_statistics, encode_orientation
 from patchpose.poses3d.files import write_predictions
 from patchpose.poses3d.loading import load_for_store
+from patchpose.provenance import content_digest
 from patchpose.updater.inputs import prepare_batch
 from patchpose.updater.modalities import patch_source
 from patchpose.updater.network import OUTPUTS
 from patchpose.updater.stage import _inputs, load_updater, residual_targets, validation_rows
 from patchpose.updater.variants import updater_seed
-
-
-def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def check_same_inputs(runs: list[Path]) -> None:
@@ -64,7 +60,7 @@ def check_same_inputs(runs: list[Path]) -> None:
         raise SystemExit(f"{runs[0]}: no baselines/<name>/<split>_poses_3d.npz")
     for run in runs[1:]:
         for name in files:
-            if not (run / name).is_file() or digest(run / name) != digest(runs[0] / name):
+            if not (run / name).is_file() or content_digest(run / name) != content_digest(runs[0] / name):
                 raise SystemExit(f"{run / name}: differs from {runs[0] / name}; the runs must share their inputs")
 
 
