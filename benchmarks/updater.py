@@ -12,12 +12,15 @@ overrides keys) and ``--modality``:
    channels_last) on ``--pool`` batches read from the store before the clock starts, cycled;
 2. streamed: the same steps, each batch from ``PatchBatches.iterate`` along an epoch plan (``--workers``
    loader processes; pinned memory on CUDA), so reading overlaps training;
-3. the loader alone: the same iteration without training (what it can serve at most).
+3. the loader alone: the same iteration without training (what it can serve at most);
+4. kept (CPU only): the same steps along the same plan with the inputs ``ShrunkPatches`` keeps on the CPU
+   (``updater.training.input_cache_mb``), all of the plan's frames kept before the clock starts: what every
+   epoch after the first costs; only the recolouring's, normalisation's and network's work is left per step.
 
 Initial orientations, boxes and targets are random (speed only: they cost the same as real ones). Each run
 times ``--steps`` steps after ``--warmup`` untimed ones (loader processes start during those); runs 1-3 are
 repeated ``--repeats`` times, interleaved, each on a fresh epoch plan, and their medians printed with the
-ratio streamed / in memory. Timings only; nothing asserts on them. Run:
+ratios streamed / in memory and kept / streamed. Timings only; nothing asserts on them. Run:
 
     .venv/bin/python benchmarks/updater.py [--store PATH] [--modality rgb_seg] [--workers 1] [--threads 1]
 """
@@ -39,8 +42,8 @@ import yaml
 from patchpose.allocator import keep_freed_memory
 from patchpose.patches.store import open_patch_store
 from patchpose.training import autocast_settings, select_device
-from patchpose.updater.inputs import prepare_batch
-from patchpose.updater.loader import PatchBatches, check_store, epoch_plan
+from patchpose.updater.inputs import finish_batch, prepare_batch
+from patchpose.updater.loader import PatchBatches, ShrunkPatches, check_store, epoch_plan
 from patchpose.updater.modalities import MODALITIES
 from patchpose.updater.network import OUTPUTS, build_network, complexity
 from patchpose.updater.variants import variant_settings
@@ -77,7 +80,13 @@ class Trainer:
         self.targets = torch.randn(batch_size, OUTPUTS, generator=generator).to(device) * 0.1
 
     def step(self, patches: torch.Tensor) -> None:
-        images = prepare_batch(patches, self.modality, self.size, self.device)
+        self.train(prepare_batch(patches, self.modality, self.size, self.device))
+
+    def step_kept(self, images: torch.Tensor) -> None:
+        """The step on ``ShrunkPatches``' (B, C, S', S') float32 inputs."""
+        self.train(finish_batch(images, self.modality, self.size, self.device))
+
+    def train(self, images: torch.Tensor) -> None:
         n = len(images)
         with torch.autocast(device_type=self.device.type, dtype=self.dtype, enabled=self.amp):
             prediction = self.network(images, self.orientations[:n], self.boxes[:n])
@@ -146,17 +155,28 @@ def main() -> None:
 
     pool = [source.read(positions).patches for positions in itertools.islice(plan("pool"), args.pool)]
     rates = {"in memory": [], "streamed": [], "loader alone": []}
+    kept = ShrunkPatches(source, args.modality, settings["input_size"]) if device.type == "cpu" else None
+    if kept is not None:
+        rates["kept"] = []
     for repeat in range(args.repeats):
         rates["in memory"].append(timed(itertools.cycle(pool), trainer.step, args.warmup, args.steps, trainer.sync))
         streamed = (batch.patches for batch in source.iterate(plan("run", repeat)))
         rates["streamed"].append(timed(streamed, trainer.step, args.warmup, args.steps, trainer.sync))
         alone = (batch.patches for batch in source.iterate(plan("run", repeat)))
         rates["loader alone"].append(timed(alone, lambda patches: None, args.warmup, args.steps, lambda: None))
+        if kept is not None:
+            positions = list(plan("run", repeat))
+            for each in positions:  # kept before the clock starts: an epoch after the first
+                kept.batch(each)
+            served = (kept.batch(each) for each in positions)
+            rates["kept"].append(timed(served, trainer.step_kept, args.warmup, args.steps, trainer.sync))
     print(f"{'samples/s':32s} {'median':>8s}   runs")
     for name, values in rates.items():
         print(f"{name:32s} {statistics.median(values):8.1f}   {', '.join(f'{v:.1f}' for v in values)}")
     ratio = statistics.median(rates["streamed"]) / statistics.median(rates["in memory"])
     print(f"\nstreamed / in memory: {ratio:.3f}x (goal >= 0.95x)")
+    if kept is not None:
+        print(f"kept / streamed: {statistics.median(rates['kept']) / statistics.median(rates['streamed']):.3f}x")
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from patchpose.patches.store import open_patch_store, write_patch_store
 from patchpose.rng import stream
 from patchpose.skeleton import H36M
 from patchpose.training import TrainSpec, batches
-from patchpose.updater.inputs import prepare_batch, read_boxes
-from patchpose.updater.loader import PatchBatches, PrefetchingMakeBatch, check_store, epoch_plan
+from patchpose.updater.inputs import prepare_batch, read_boxes, shrink_patches
+from patchpose.updater.loader import PatchBatches, PrefetchingMakeBatch, ShrunkPatches, check_store, epoch_plan
 from patchpose.updater.network import OUTPUTS, build_network
 
 FRAMES, SIZE = 14, 4
@@ -192,3 +192,31 @@ def test_read_ahead_answers_every_request_even_off_the_plan(store):
         np.testing.assert_array_equal(batch.patches.numpy(), np.stack([sample(row) for row in ROWS[positions]]))
     assert (make_batch.hits, make_batch.misses) == (3, 3)
     make_batch.close()
+
+
+@pytest.mark.parametrize("modality", ["rgb_seg", "seg"])
+def test_kept_inputs_are_the_streamed_ones_to_the_bit_and_read_once(store, modality, monkeypatch):
+    source = PatchBatches(store, ROWS)
+    kept = ShrunkPatches(source, modality, 3)  # 4 px patches resized to 3 px: antialiased, every pixel mixed
+    channels = 16 * (6 if modality == "rgb_seg" else 3)
+    assert ShrunkPatches.nbytes(source, modality, 3) == len(ROWS) * channels * 3 * 3 * 4
+    assert ShrunkPatches.shape(source, modality, 64) == (len(ROWS), channels, SIZE, SIZE)  # never enlarged
+    requests = [np.array([3, 0, 3]), np.array([9, 1, 0, 4]), np.arange(len(ROWS))[::-1], np.array([2, 2])]
+    for positions in requests:  # in any order, with repeats, some kept already and some not
+        expected = shrink_patches(source.read(positions).patches, modality, 3, "cpu")
+        served = kept.batch(positions)
+        assert served.shape == (len(positions), channels, 3, 3) and torch.equal(served, expected)
+        served.mul_(0)  # finish_batch works in place: what is kept must not change
+    assert kept.kept.all()
+
+    def never(positions):
+        raise AssertionError(f"read {positions} again")
+
+    monkeypatch.setattr(source, "read", never)
+    assert torch.equal(
+        kept.batch(np.array([5, 6])), shrink_patches(np.stack([sample(11), sample(9)]), modality, 3, "cpu")
+    )
+    with pytest.raises(ValueError, match="cannot feed modality 'uncropped_rgb'"):
+        ShrunkPatches(source, "uncropped_rgb", 3)
+    with pytest.raises(IndexError, match=re.escape(f"{store.path}: positions must be 1-D in [0, {len(ROWS)})")):
+        kept.batch(np.array([-1]))

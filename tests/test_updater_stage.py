@@ -124,6 +124,27 @@ def test_training_resumes_after_a_kill_to_the_same_weights_and_refines(split_fil
     assert np.array_equal(again, refined)
 
 
+@pytest.mark.parametrize("variant", ["rgb_seg", "seg"])
+def test_inputs_kept_in_memory_train_what_streamed_inputs_train_to_the_bit(split_files, tmp_path, variant, caplog):
+    trained = {}
+    for cache_mb in (0, 4096):  # 0: every epoch reads and resizes the patches again; 4096: once, then kept
+        settings = tiny_updater(variant, epochs=3, calibration="per_output")
+        settings["training"]["input_cache_mb"] = cache_mb
+        assert settings["training"]["augment"]["gain_sigma"] > 0  # recoloured after what is kept
+        directory = tmp_path / str(cache_mb)
+        directory.mkdir()
+        with caplog.at_level("INFO", logger="patchpose.updater"):
+            train_updater(dataset=split_files["train"]["dataset"], initial=split_files["train"]["initial"],
+                          patches=split_files["train"]["patches"], variant=variant, settings=settings, seed=3,
+                          baseline="noisy", model_path=directory / "model.pt", checkpoint_path=directory / "ckpt.pt",
+                          curve_path=directory / "curve.csv")  # fmt: skip
+        trained[cache_mb] = load_torch(directory / "model.pt"), (directory / "curve.csv").read_bytes()
+    assert "inputs streamed every epoch" in caplog.text and "inputs kept in memory" in caplog.text
+    (streamed, streamed_curve), (kept, kept_curve) = trained[0], trained[4096]
+    assert kept_curve == streamed_curve and kept["calibration"] == streamed["calibration"]
+    assert all(torch.equal(kept["model"][name], streamed["model"][name]) for name in streamed["model"])
+
+
 def test_the_recolouring_reaches_training_and_only_the_rgb_patches(split_files, tmp_path):
     def weights(variant: str, augment: dict) -> dict:
         settings = tiny_updater(variant, epochs=1)

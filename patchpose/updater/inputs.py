@@ -37,7 +37,16 @@ import torch.nn.functional as F
 from patchpose.augment import pixels_to_unit
 from patchpose.updater.modalities import get_modality, select_channels
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "recolouring", "prepare_batch", "normalise_boxes", "read_boxes"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "recolouring",
+    "prepare_batch",
+    "shrink_patches",
+    "finish_batch",
+    "normalise_boxes",
+    "read_boxes",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation, per R, G, B
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -80,21 +89,36 @@ def prepare_batch(patches, modality: str, input_size: int, device: torch.device 
     ``PatchStore.read`` returns them. recolour: (B, 3, 3) from ``recolouring``, applied to the frame's R, G, B
     of every patch (clipped to 0..255), or None. Returns (B, C, S, S) float32 on ``device``, C = the
     modality's channels (limb-major, ``select_channels``), S = ``input_size`` px, normalised as the module
-    docstring says; channels_last on CUDA.
+    docstring says; channels_last on CUDA. The same as ``finish_batch(shrink_patches(...), ...)``, in two
+    steps so that the first, which depends on the frames alone, can be kept (``loader.ShrunkPatches``).
     """
+    return finish_batch(shrink_patches(patches, modality, input_size, device), modality, input_size, device, recolour)
+
+
+def shrink_patches(patches, modality: str, input_size: int, device: torch.device | str) -> torch.Tensor:
+    """The first step of ``prepare_batch``: (B, P, 6, R, R) uint8 -> (B, C, S', S') float32 on ``device``, the
+    modality's channels, 0..255, resized to S' = ``input_size`` when R is larger (bilinear, antialiased), else
+    left at R. Each frame's result depends on that frame alone, not on the other frames of its batch."""
     patches = torch.as_tensor(patches)
     if patches.dtype != torch.uint8:
         raise ValueError(f"patches must be uint8 as cached, got {patches.dtype}")
     if int(input_size) < 1:
         raise ValueError(f"input_size must be >= 1 px, got {input_size}")
+    images = select_channels(patches.to(torch.device(device), non_blocking=True), modality)
+    images = images.float()  # a new tensor: the steps of finish_batch may work in place
+    if images.shape[-1] > input_size:  # the cheapest order (module docstring): shrink first, enlarge last
+        images = _resize(images, input_size)
+    return images
+
+
+def finish_batch(images: torch.Tensor, modality: str, input_size: int, device: torch.device | str,
+                 recolour: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    """The second step of ``prepare_batch`` on ``shrink_patches``'s (B, C, S', S') float32 ``images``, which it
+    may overwrite: the recolouring, the normalisation, the enlargement to ``input_size`` where S' is smaller,
+    channels_last on CUDA."""
     device = torch.device(device)
     channels = get_modality(modality).channels
-    images = select_channels(patches.to(device, non_blocking=True), modality)
     scale, offset = _channel_affine(channels, images.shape[1] // len(channels), device)
-    images = images.float()  # a new tensor: the steps below may work in place
-    shrink = images.shape[-1] > input_size
-    if shrink:  # the cheapest order (module docstring): shrink first, enlarge last
-        images = _resize(images, input_size)
     if recolour is not None:
         images = _recolour(images, channels, recolour.to(device))
     images = images.mul_(scale).add_(offset)

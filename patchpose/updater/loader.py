@@ -14,6 +14,11 @@ An epoch's order is ``epoch_plan``: ``patchpose.training.epoch_batches`` over th
 "epoch", e), exactly the batches ``training.train`` asks for in epoch e (with several training processes, this
 rank's share of each).
 
+``ShrunkPatches`` keeps what is read instead: each example's ``inputs.shrink_patches`` (the modality's channels as
+float32, resized to the network input), read and resized at its first use and served from memory after, for a
+CPU training whose examples fit in the memory it is given (``updater.training.input_cache_mb``): the epochs after
+the first then read nothing, and every batch is the same as the streamed one to the last bit.
+
 ``PrefetchingMakeBatch`` plugs the loader into ``training.train`` (directly or through
 ``patchpose.fitting.fit``) as they are: a ``make_batch(positions, rng, device)`` that reads ahead along the
 planned order of every remaining epoch and serves each request from the read-ahead when it is the batch that
@@ -37,9 +42,10 @@ from patchpose.distributed import SINGLE, Ranks, share
 from patchpose.patches.store import PatchStore
 from patchpose.rng import stream
 from patchpose.training import TrainSpec, epoch_batches
+from patchpose.updater.inputs import shrink_patches
 from patchpose.updater.modalities import get_modality
 
-__all__ = ["PatchBatch", "PatchBatches", "check_store", "epoch_plan", "PrefetchingMakeBatch"]
+__all__ = ["PatchBatch", "PatchBatches", "ShrunkPatches", "check_store", "epoch_plan", "PrefetchingMakeBatch"]
 
 log = logging.getLogger("patchpose.updater.loader")
 
@@ -139,6 +145,48 @@ class PatchBatches:
             raise IndexError(f"{self.store.path}: plan positions must be 1-D in [0, {len(self.rows)}), "
                              f"got {positions.tolist()[:10]}")  # fmt: skip
         return positions
+
+
+class ShrunkPatches:
+    """Every example's ``shrink_patches`` (module docstring), kept in memory after its first read.
+
+    source: the ``PatchBatches`` of the examples; modality, input_size: the network's. ``batch(positions)`` ->
+    (B, C, S', S') float32 CPU tensor of positions 0..len(source)-1 (repeats allowed), a new tensor each call
+    (``inputs.finish_batch`` may overwrite it): the positions not yet kept are read from the store (one
+    ``PatchStore.read``) and shrunk now, the others copied from memory. ``nbytes(source, modality,
+    input_size)`` is what it holds once every example was asked for (the array is allocated at once, its pages
+    when first written).
+    """
+
+    def __init__(self, source: PatchBatches, modality: str, input_size: int):
+        check_store(source.store, modality)
+        self.source, self.modality, self.input_size = source, modality, int(input_size)
+        self.images = torch.empty(self.shape(source, modality, input_size), dtype=torch.float32)
+        self.kept = np.zeros(len(source), dtype=bool)
+
+    @staticmethod
+    def shape(source: PatchBatches, modality: str, input_size: int) -> tuple[int, int, int, int]:
+        """(examples, channels, side, side) of the kept inputs."""
+        side = min(int(input_size), source.store.patch_size)
+        channels = source.store.num_patches * len(get_modality(modality).channels)
+        return len(source), channels, side, side
+
+    @staticmethod
+    def nbytes(source: PatchBatches, modality: str, input_size: int) -> int:
+        """Bytes the kept inputs of all of ``source``'s examples take."""
+        return 4 * int(np.prod(ShrunkPatches.shape(source, modality, input_size)))
+
+    def batch(self, positions) -> torch.Tensor:
+        positions = np.ascontiguousarray(positions, dtype=np.int64)
+        if positions.ndim != 1 or (positions.size and (positions.min() < 0 or positions.max() >= len(self.kept))):
+            raise IndexError(f"{self.source.store.path}: positions must be 1-D in [0, {len(self.kept)}), "
+                             f"got {positions.tolist()[:10]}")  # fmt: skip
+        missing = np.unique(positions[~self.kept[positions]])
+        if missing.size:
+            patches = self.source.read(missing).patches
+            self.images[torch.from_numpy(missing)] = shrink_patches(patches, self.modality, self.input_size, "cpu")
+            self.kept[missing] = True
+        return self.images[torch.from_numpy(positions)]
 
 
 class _Plan:

@@ -37,7 +37,7 @@ import torch
 
 from patchpose.baselines.geometry import root_relative
 from patchpose.dataset_format import DatasetStore, open_dataset
-from patchpose.distributed import Ranks, launch
+from patchpose.distributed import Ranks, launch, rank_device
 from patchpose.fitting import fit, holdout_poses, train_spec
 from patchpose.orientation import BoneStatistics, bone_statistics, encode_orientation, refine
 from patchpose.patches.store import open_patch_store
@@ -45,8 +45,8 @@ from patchpose.poses3d.files import write_predictions
 from patchpose.poses3d.loading import load_for_store
 from patchpose.training import load_torch, select_device
 from patchpose.updater.calibration import calibration_factors
-from patchpose.updater.inputs import prepare_batch, read_boxes, recolouring
-from patchpose.updater.loader import PatchBatches, PrefetchingMakeBatch, check_store
+from patchpose.updater.inputs import finish_batch, prepare_batch, read_boxes, recolouring, shrink_patches
+from patchpose.updater.loader import PatchBatches, PrefetchingMakeBatch, ShrunkPatches, check_store
 from patchpose.updater.network import OUTPUTS, build_network
 from patchpose.updater.variants import get_variant, variant_settings
 
@@ -162,25 +162,35 @@ def _train_process(*, ranks: Ranks, dataset, initial, patches, variant: str, set
     size = model_settings["input_size"]
     augment = settings["training"].get("augment", {"channel_shuffle": False, "gain_sigma": 0.0})
 
-    def build(batch, rng, device):  # batch: a PatchBatch of frames batch.rows (store rows); rng None: evaluation
-        frames = torch.as_tensor(batch.rows)
-        recolour = None if rng is None else recolouring(rng, batch.rows, **augment)
-        images = prepare_batch(batch.patches, modality, size, device, recolour)
+    def finish(frames, images, rng, device):  # frames: store rows; images: their shrink_patches; rng None: evaluation
+        recolour = None if rng is None else recolouring(rng, frames, **augment)
+        images = finish_batch(images, modality, size, device, recolour)
+        frames = torch.as_tensor(frames)
         return _network_inputs(images, frames, u_init, boxes, device), target[frames].to(device)
+
+    def build(batch, rng, device):  # batch: a PatchBatch of frames batch.rows (store rows)
+        return finish(batch.rows, shrink_patches(batch.patches, modality, size, device), rng, device)
 
     loader = None
     if patch_store is not None:
         source = PatchBatches(patch_store, everything, num_workers=loader_workers, pin_memory=torch.cuda.is_available())
         loader = PrefetchingMakeBatch(source, train_spec(settings["training"], seed, names), build, rows, ranks)
-        make_batch = loader
-        make_eval_batch = lambda frames, device: build(source.read(frames), None, device)  # noqa: E731
+        device = rank_device(ranks) if ranks.parallel else select_device()  # the one fit trains on
+        kept = _kept_inputs(source, modality, size, settings["training"].get("input_cache_mb", 0), names, device)
+
+        def make_batch(frames, rng, device):  # fit passes store rows (training rows, or held-out ones)
+            if kept is None or device.type != "cpu":
+                return loader(frames, rng, device) if rng is not None else build(source.read(frames), None, device)
+            frames = np.asarray(frames, dtype=np.int64)
+            return finish(frames, kept.batch(frames), rng, device)
+
     else:
 
         def make_batch(frames, rng, device):  # fit passes store rows (training rows, or held-out ones)
             frames = torch.as_tensor(frames)
             return _network_inputs(None, frames, u_init, boxes, device), target[frames].to(device)
 
-        make_eval_batch = lambda frames, device: make_batch(frames, None, device)  # noqa: E731
+    make_eval_batch = lambda frames, device: make_batch(frames, None, device)  # noqa: E731
 
     def loss_fn(prediction, goal):
         return ((prediction.float() - goal) ** 2).sum(dim=1).mean()
@@ -206,6 +216,23 @@ def _train_process(*, ranks: Ranks, dataset, initial, patches, variant: str, set
     finally:
         if loader is not None:
             loader.close()
+
+
+def _kept_inputs(source: PatchBatches, modality: str, size: int, cache_mb: float, names,
+                 device: torch.device) -> ShrunkPatches | None:  # fmt: skip
+    """The training split's network inputs kept in memory (``loader.ShrunkPatches``) when training on the CPU
+    and they fit in ``cache_mb`` MiB (``updater.training.input_cache_mb``), else None: streamed every epoch
+    (on a GPU the patches cross as uint8 and are resized there)."""
+    if device.type != "cpu":
+        return None
+    needed = ShrunkPatches.nbytes(source, modality, size) / 2**20
+    if needed > cache_mb:
+        log.info("%s: inputs streamed every epoch (keeping them would take %.0f MiB, input_cache_mb %s)",
+                 " ".join(names), needed, cache_mb)  # fmt: skip
+        return None
+    log.info("%s: inputs kept in memory after their first read on the CPU (%.0f MiB of input_cache_mb %s)",
+             " ".join(names), needed, cache_mb)  # fmt: skip
+    return ShrunkPatches(source, modality, size)
 
 
 @torch.no_grad()
