@@ -42,14 +42,13 @@ from patchpose.evaluation.refinement import (
     write_claims,
 )
 from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL
-from patchpose.orientation import BoneStatistics, bone_statistics, encode_orientation
+from patchpose.orientation import bone_statistics
 from patchpose.poses3d.files import write_predictions
 from patchpose.poses3d.loading import load_for_store
 from patchpose.provenance import content_digest
-from patchpose.updater.inputs import prepare_batch
 from patchpose.updater.modalities import patch_source
 from patchpose.updater.network import OUTPUTS
-from patchpose.updater.stage import _inputs, load_updater, residual_targets, validation_rows
+from patchpose.updater.stage import load_updater, predict_residuals, residual_targets, validation_rows
 from patchpose.updater.variants import updater_seed
 
 
@@ -86,22 +85,10 @@ def raw_predictions(model: Path, results: Path, baseline: str, rows: np.ndarray,
     store = open_dataset(results / "dataset/train.zarr")
     modality = payload["modality"]
     patches = None if modality is None else results / "patches" / patch_source(modality) / "train.zarr"
-    initial, patch_store, boxes = _inputs(
-        store, results / "baselines" / baseline / "train_poses_3d.npz", patches, modality, network.uses_boxes
-    )
-    stats = BoneStatistics.from_dict(payload["bone_statistics"])
-    u_init = torch.from_numpy(encode_orientation(initial, stats).reshape(-1, OUTPUTS).astype(np.float32))
-    size = payload["model_settings"]["input_size"]
-    out = []
-    for start in range(0, len(rows), batch_size):
-        frames = torch.as_tensor(rows[start : start + batch_size])
-        images = None
-        if patch_store is not None:
-            images = prepare_batch(patch_store.read(frames.numpy()), modality, size, torch.device("cpu"))
-        box = None if boxes is None else boxes[frames]
-        out.append(network(images, u_init[frames], box).float().numpy().astype(np.float64))
+    initial = results / "baselines" / baseline / "train_poses_3d.npz"
+    _, delta = predict_residuals(network, payload, store, initial, patches, rows, batch_size)
     calibration = np.asarray(payload.get("calibration", np.ones(OUTPUTS)), dtype=np.float64)
-    return np.concatenate(out), calibration
+    return delta, calibration
 
 
 def validation_table(runs: list[Path], pairs, training: dict, seed: int) -> list[str]:

@@ -18,7 +18,14 @@ from patchpose.patches.stage import write_limb_patches
 from patchpose.poses3d.files import read_predictions, write_predictions
 from patchpose.training import load_torch
 from patchpose.updater.calibration import calibration_factors
-from patchpose.updater.stage import load_updater, refine_split, residual_targets, train_updater, validation_rows
+from patchpose.updater.stage import (
+    load_updater,
+    predict_residuals,
+    refine_split,
+    residual_targets,
+    train_updater,
+    validation_rows,
+)
 from patchpose.updater.variants import job_settings, planned_pairs, updater_seed
 from tests.conftest import default_config
 from tests.dataset_factory import write_tiny_dataset
@@ -174,6 +181,25 @@ def test_refinement_does_not_depend_on_the_batch_size(split_files, tmp_path):
         for size in (1, 8)
     ]  # fmt: skip
     assert np.allclose(outputs[0], outputs[1], atol=1e-4)
+
+
+def test_the_residuals_of_chosen_rows_are_those_of_the_whole_split(split_files, tmp_path):
+    _train(split_files, tmp_path, "rgb_seg_conditioned", calibration="per_output")
+    network, payload = load_updater(tmp_path / "model.pt", torch.device("cpu"))
+    train = split_files["train"]
+    store = open_dataset(train["dataset"])
+    initial, whole = predict_residuals(network, payload, store, train["initial"], train["patches"], batch_size=5)
+    rows = np.array([17, 3, 3, 20, 0])  # any order, repeats allowed
+    _, chosen = predict_residuals(network, payload, store, train["initial"], train["patches"], rows, batch_size=2)
+    assert initial.shape == (24, 17, 3) and whole.shape == (24, 48) and chosen.shape == (5, 48)
+    assert np.allclose(chosen, whole[rows], atol=1e-5) and not np.allclose(whole, 0)
+    # refine_split adds the calibrated residuals of every row (Eq. 1)
+    refined = refine_split(model=tmp_path / "model.pt", dataset=train["dataset"], initial=train["initial"],
+                           patches=train["patches"], output=tmp_path / "refined.npz", method="x")  # fmt: skip
+    stats = bone_statistics(root_relative(store.joints_3d))
+    delta = whole * np.asarray(payload["calibration"])
+    expected = refine(initial, delta.reshape(-1, 16, 3), stats)
+    assert np.allclose(refined, expected - expected[:, :1], atol=1e-3)
 
 
 def test_the_calibration_is_fitted_on_the_validation_frames_and_scales_the_refinement(split_files, tmp_path):

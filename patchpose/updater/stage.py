@@ -50,7 +50,14 @@ from patchpose.updater.loader import PatchBatches, PrefetchingMakeBatch, ShrunkP
 from patchpose.updater.network import OUTPUTS, build_network
 from patchpose.updater.variants import get_variant, variant_settings
 
-__all__ = ["residual_targets", "validation_rows", "train_updater", "load_updater", "refine_split"]
+__all__ = [
+    "residual_targets",
+    "validation_rows",
+    "train_updater",
+    "load_updater",
+    "refine_split",
+    "predict_residuals",
+]
 
 log = logging.getLogger("patchpose.updater")
 
@@ -292,23 +299,48 @@ def refine_split(
         network, payload = load_updater(model, device)
     else:
         network, payload = loaded[0].to(device).eval(), loaded[1]
-    stats = BoneStatistics.from_dict(payload["bone_statistics"])
     store = open_dataset(dataset)
-    initial_poses, patch_store, boxes = _inputs(store, initial, patches, payload["modality"], network.uses_boxes)
-    u_init = torch.from_numpy(encode_orientation(initial_poses, stats).reshape(-1, OUTPUTS).astype(np.float32))
-    size = payload["model_settings"]["input_size"]
-    delta = np.zeros((store.num_frames, OUTPUTS), dtype=np.float64)
-    for start in range(0, store.num_frames, batch_size):
-        frames = torch.arange(start, min(start + batch_size, store.num_frames))
-        images = None
-        if patch_store is not None:
-            images = prepare_batch(patch_store.read(frames.numpy()), payload["modality"], size, device)
-        delta[frames.numpy()] = network(*_network_inputs(images, frames, u_init, boxes, device)).float().cpu().numpy()
-        if progress is not None:
-            progress(len(frames))
+    initial_poses, delta = predict_residuals(network, payload, store, initial, patches, batch_size=batch_size,
+                                             progress=progress)  # fmt: skip
+    stats = BoneStatistics.from_dict(payload["bone_statistics"])
     delta *= np.asarray(payload.get("calibration", np.ones(OUTPUTS)), dtype=np.float64)
     refined = refine(initial_poses, delta.reshape(-1, OUTPUTS // 3, 3), stats)
     refined = refined - refined[:, :1]
     write_predictions(output, refined, store.frame_ids(), split=store.split, method=method)
     log.info("refined %d %s frames with %s (%s)", store.num_frames, store.split, model, payload["variant"])
     return refined
+
+
+@torch.no_grad()
+def predict_residuals(
+    network: torch.nn.Module,
+    payload: dict,
+    store: DatasetStore,
+    initial: str | Path,
+    patches: str | Path | None,
+    rows: np.ndarray | None = None,
+    batch_size: int = 256,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The updater ``network`` (in eval mode, on its device) with its model file's ``payload`` (what
+    ``load_updater`` returns) on the frames ``rows`` of ``store`` (default: all, in order), the split's
+    baseline predictions ``initial`` and the variant's patch store ``patches`` (None for ``pose_only``).
+    Returns the baseline's poses of every frame of the store (N, 17, 3) mm and ΔU before its calibration
+    (R, 48) float64, computed ``batch_size`` rows at a time (``progress(rows)`` after each batch)."""
+    device = next(network.parameters()).device
+    initial_poses, patch_store, boxes = _inputs(store, initial, patches, payload["modality"], network.uses_boxes)
+    stats = BoneStatistics.from_dict(payload["bone_statistics"])
+    u_init = torch.from_numpy(encode_orientation(initial_poses, stats).reshape(-1, OUTPUTS).astype(np.float32))
+    size = payload["model_settings"]["input_size"]
+    rows = np.arange(store.num_frames) if rows is None else np.asarray(rows, dtype=np.int64)
+    delta = np.zeros((len(rows), OUTPUTS), dtype=np.float64)
+    for start in range(0, len(rows), batch_size):
+        frames = torch.as_tensor(rows[start : start + batch_size])
+        images = None
+        if patch_store is not None:
+            images = prepare_batch(patch_store.read(frames.numpy()), payload["modality"], size, device)
+        inputs = _network_inputs(images, frames, u_init, boxes, device)
+        delta[start : start + len(frames)] = network(*inputs).float().cpu().numpy()
+        if progress is not None:
+            progress(len(frames))
+    return initial_poses, delta
