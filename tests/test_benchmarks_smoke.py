@@ -490,7 +490,9 @@ def test_the_cue_test_renders_the_world_it_is_asked_for(monkeypatch):
 def test_the_updater_ensemble_is_the_mean_of_its_members_and_evaluated_like_them(tiny_run, tmp_path):
     """Two members: the tiny run and a copy whose one refined file is moved; the ensemble's file of that pair is
     the mean of the two, of the others the run's own, evaluated to the run's own figures; the members' validation
-    losses are the ones their curve.csv kept; runs on other baselines are refused by name."""
+    losses are the ones their curve.csv kept, and with validation_subjects [] (no frames held out from both) no
+    validation table is printed and the test split's figures are the same; runs on other baselines are refused by
+    name."""
     from patchpose.poses3d.files import read_predictions
     from patchpose.poses3d.loading import load_for_store
 
@@ -523,6 +525,19 @@ def test_the_updater_ensemble_is_the_mean_of_its_members_and_evaluated_like_them
             kept_loss = float([row for row in csv.DictReader(handle) if row["best"] == "True"][-1]["val_loss"])
         members = [float(value) for value in lines[name][1:3]]  # the first table's row: the members' losses
         assert members[0] == members[1] == pytest.approx(kept_loss, rel=2e-3, abs=2e-3)
+    # with poses held out instead of a subject, each member's draw is its own: no shared validation table
+    config = yaml.safe_load((tiny_run / "config.yaml").read_text(encoding="utf-8"))
+    config["updater"]["training"]["validation_subjects"] = []
+    (tmp_path / "poses.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    poses_command = [*command[:4], "--out", str(tmp_path / "by_poses"), "--configfile", str(tmp_path / "poses.yaml")]
+    by_poses = subprocess.run(poses_command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert by_poses.returncode == 0, by_poses.stderr
+    assert "validation frames: none shared" in by_poses.stdout and "Eq. 2's loss" not in by_poses.stdout
+    figures = ("holds", "improvement_mm", "ci_low_mm", "ci_high_mm")  # the files named differ: the two --out
+    poses_claims = json.loads((tmp_path / "by_poses" / "claims.json").read_text())
+    assert {name: [claim.get(key) for key in figures] for name, claim in poses_claims.items()} == {
+        name: [claim.get(key) for key in figures] for name, claim in claims.items()
+    }
     write_predictions(other / "baselines" / moved.parent.name / "test_poses_3d.npz", second, store.frame_ids(),
                       split="test", method="another")  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
