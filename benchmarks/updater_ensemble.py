@@ -47,7 +47,6 @@ from patchpose.poses3d.files import write_predictions
 from patchpose.poses3d.loading import load_for_store
 from patchpose.provenance import content_digest
 from patchpose.updater.modalities import patch_source
-from patchpose.updater.network import OUTPUTS
 from patchpose.updater.stage import load_updater, predict_residuals, residual_targets, validation_rows
 from patchpose.updater.variants import updater_seed
 
@@ -78,17 +77,14 @@ def common_pairs(runs: list[Path]) -> list[tuple[str, str]]:
     return pairs
 
 
-@torch.no_grad()
-def raw_predictions(model: Path, results: Path, baseline: str, rows: np.ndarray, batch_size: int = 256):
-    """The updater's ΔU before calibration (R, 48) for training-split ``rows``, and its calibration (48,)."""
+def raw_predictions(model: Path, results: Path, baseline: str, rows: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The updater's ΔU before calibration (R, 48) for training-split ``rows``."""
     network, payload = load_updater(model, torch.device("cpu"))
     store = open_dataset(results / "dataset/train.zarr")
     modality = payload["modality"]
     patches = None if modality is None else results / "patches" / patch_source(modality) / "train.zarr"
     initial = results / "baselines" / baseline / "train_poses_3d.npz"
-    _, delta = predict_residuals(network, payload, store, initial, patches, rows, batch_size)
-    calibration = np.asarray(payload.get("calibration", np.ones(OUTPUTS)), dtype=np.float64)
-    return delta, calibration
+    return predict_residuals(network, payload, store, initial, patches, rows, batch_size)[1]
 
 
 def validation_table(runs: list[Path], pairs, training: dict, seed: int) -> list[str]:
@@ -104,7 +100,7 @@ def validation_table(runs: list[Path], pairs, training: dict, seed: int) -> list
         _, target = residual_targets(truth, initial, bone_statistics(truth))
         held = validation_rows(store, training, seed, ("updater", baseline, variant))
         goal = target[held].astype(np.float64)
-        members = [raw_predictions(run / "updater" / baseline / variant / "model.pt", run, baseline, held)[0]
+        members = [raw_predictions(run / "updater" / baseline / variant / "model.pt", run, baseline, held)
                    for run in runs]  # fmt: skip
         losses = [float(((m - goal) ** 2).sum(axis=1).mean()) for m in members]
         ensemble = float(((np.mean(members, axis=0) - goal) ** 2).sum(axis=1).mean())

@@ -28,6 +28,7 @@ baseline (and could be refined again).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -37,7 +38,7 @@ import torch
 
 from patchpose.baselines.geometry import root_relative
 from patchpose.dataset_format import DatasetStore, open_dataset
-from patchpose.distributed import Ranks, launch, rank_device
+from patchpose.distributed import Ranks, launch
 from patchpose.fitting import fit, holdout_poses, train_spec
 from patchpose.orientation import BoneStatistics, bone_statistics, encode_orientation, refine
 from patchpose.patches.store import open_patch_store
@@ -182,11 +183,12 @@ def _train_process(*, ranks: Ranks, dataset, initial, patches, variant: str, set
     if patch_store is not None:
         source = PatchBatches(patch_store, everything, num_workers=loader_workers, pin_memory=torch.cuda.is_available())
         loader = PrefetchingMakeBatch(source, train_spec(settings["training"], seed, names), build, rows, ranks)
-        device = rank_device(ranks) if ranks.parallel else select_device()  # the one fit trains on
-        kept = _kept_inputs(source, modality, size, settings["training"].get("input_cache_mb", 0), names, device)
+        cache_mb = settings["training"].get("input_cache_mb", 0)
+        kept_on = functools.cache(functools.partial(_kept_inputs, source, modality, size, cache_mb, names))
 
         def make_batch(frames, rng, device):  # fit passes store rows (training rows, or held-out ones)
-            if kept is None or device.type != "cpu":
+            kept = kept_on(device)  # made at the first batch, on the device fit trains on
+            if kept is None:
                 return loader(frames, rng, device) if rng is not None else build(source.read(frames), None, device)
             frames = np.asarray(frames, dtype=np.int64)
             return finish(frames, kept.batch(frames), rng, device)
