@@ -6,12 +6,14 @@ same seed, same frames: the training subjects outside the fold) with the config'
 ``--set``, and scores it on every ``--every``-th frame of the fold's own subjects: held-out training subjects,
 validation data, never the test split. Prints the settings changed, the training seconds, the mean 2D error in
 crop pixels and, with the part head (``segmentation.network: keypoints2d``), the mean and per-part IoU of the
-argmax part map upsampled to the crop as the segmentation stage upsamples it. For choosing keypoints2d and part
-head settings (README "What holds the paper's effect back": the updaters need a better segmentation).
+argmax part map upsampled to the crop as the segmentation stage upsamples it. With ``--seen`` the same figures on
+every ``--every``-th frame of the subjects the model trained on as well: whether a setting is limited by fitting
+(low on both) or by carrying over to new people (high on the seen subjects alone). For choosing keypoints2d and
+part head settings (README "What holds the paper's effect back": the updaters need a better segmentation).
 
 Run:  .venv/bin/python benchmarks/keypoints2d_fold.py --dataset results/synthetic/dataset/train.zarr
           [--configfile config.yaml] [--set model.features=64 --set training.epochs=12] [--fold 0] [--every 8]
-          [--threads 2] [--keep DIR]
+          [--threads 2] [--keep DIR] [--seen]
 
 ``--set KEY=VALUE``: a key of the config's ``keypoints2d`` block, dotted (``training.epochs``), the value read as
 YAML; the changed config is validated like any other. With the default config, fold 0 (S1 and S7 held out) takes
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=8, help="score every N-th frame of the fold's subjects")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="a new directory to keep the model file in")
+    parser.add_argument("--seen", action="store_true", help="also score the subjects the model trained on")
     args = parser.parse_args()
     try:
         config = apply_settings(load_config(args.configfile), args.assignments)
@@ -113,7 +116,9 @@ def main() -> None:
         raise SystemExit(f"--keep {args.keep}: exists; give a new directory")
     assignment = assign_folds(store.subjects, k)
     held_out = sorted(subject for subject, fold in assignment.items() if fold == args.fold)
+    seen = sorted(subject for subject, fold in assignment.items() if fold != args.fold)
     rows = np.flatnonzero(np.isin(store.subject_names(), held_out))[:: args.every]
+    seen_rows = np.flatnonzero(np.isin(store.subject_names(), seen))[:: args.every]
     settings = fold_settings(config)
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch) if args.keep is None else args.keep
@@ -124,17 +129,22 @@ def main() -> None:
                    args.threads)  # fmt: skip
         seconds = time.perf_counter() - started
         torch.set_num_threads(args.threads)
-        error, counts = score(model_path, store, rows)
+        scores = [(f"held out {' '.join(held_out)}", rows, *score(model_path, store, rows))]
+        if args.seen:
+            scores.append((f"seen (trained on) {' '.join(seen)}", seen_rows, *score(model_path, store, seen_rows)))
     print(f"settings changed: {' '.join(args.assignments) or 'none'}")
     print(f"fold {args.fold} of {k}, held out {' '.join(held_out)}: {len(rows)} frames scored (every {args.every})")
     print(f"training: {seconds:.0f} s on {args.threads} threads")
-    print(f"2D mean error: {error:.2f} px")
-    if counts is None:
-        print("segmentation: no part head (segmentation.network is not keypoints2d)")
-    else:
-        iou, mean = iou_from_counts(counts)
-        print(f"segmentation mean IoU: {mean:.3f}")
-        print("  ".join(f"{name} {value:.2f}" for name, value in zip(PART_NAMES, iou, strict=True)))
+    for name, scored, error, counts in scores:
+        if len(scores) > 1:
+            print(f"{name} ({len(scored)} frames):")
+        print(f"2D mean error: {error:.2f} px")
+        if counts is None:
+            print("segmentation: no part head (segmentation.network is not keypoints2d)")
+        else:
+            iou, mean = iou_from_counts(counts)
+            print(f"segmentation mean IoU: {mean:.3f}")
+            print("  ".join(f"{name} {value:.2f}" for name, value in zip(PART_NAMES, iou, strict=True)))
 
 
 if __name__ == "__main__":

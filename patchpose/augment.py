@@ -1,5 +1,5 @@
-"""Batch augmentation on torch tensors: random scale, rotation, horizontal flip (with left/right swap)
-and colour jitter, shared by the 2D keypoint and segmentation stages.
+"""Batch augmentation on torch tensors: random scale, rotation, horizontal flip (with left/right swap),
+colour jitter and a recolouring of each body part, shared by the 2D keypoint and segmentation stages.
 
 Geometry works in normalised image coordinates ``u in [-1, 1]`` (``align_corners=False``: pixel
 centre ``x`` of an ``S``-pixel image is ``u = (x + 0.5) / S * 2 - 1``). A transform is a 2x2 matrix
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from patchpose.parts import PART_NAMES
+from patchpose.parts import NUM_PARTS, PART_NAMES
 from patchpose.skeleton import H36M
 
 __all__ = [
@@ -29,7 +29,11 @@ __all__ = [
     "pixels_to_unit",
     "unit_to_pixels",
     "PART_FLIP",
+    "PART_PARENT",
     "flip_part_labels",
+    "sample_part_colours",
+    "part_shares",
+    "recolour_parts",
 ]
 
 
@@ -43,23 +47,43 @@ PART_FLIP = _part_flip()  # (15,) part id after a horizontal flip
 PART_FLIP.setflags(write=False)
 
 
+def _part_parent() -> np.ndarray:
+    names = list(PART_NAMES)
+    chain = {"upper_arm": "torso", "lower_arm": "upper_arm", "hand": "lower_arm",
+             "upper_leg": "torso", "lower_leg": "upper_leg", "foot": "lower_leg", "head": "torso"}  # fmt: skip
+    parents = []
+    for name in names:
+        side, _, part = name.partition("_") if name.startswith(("left_", "right_")) else ("", "", name)
+        parent = chain.get(part)
+        parents.append(-1 if parent is None else names.index(parent if parent == "torso" else f"{side}_{parent}"))
+    return np.array(parents, dtype=np.int64)
+
+
+PART_PARENT = _part_parent()  # (15,) the part each part hangs from (-1: background, torso)
+PART_PARENT.setflags(write=False)
+
+
 @dataclass(frozen=True)
 class Augment:
     """scale: max relative zoom (s in [1-scale, 1+scale]); rotation_deg: max |rotation|, degrees;
     flip: random horizontal flips with left/right swap; colour_jitter: max relative change of
     brightness, contrast and saturation; channel_shuffle: a random order of the R, G, B channels per
-    example (clothing colours of unseen subjects differ from the training subjects')."""
+    example (clothing colours of unseen subjects differ from the training subjects'); part_recolour: the
+    share of examples whose body parts and background are each recoloured on their own
+    (``sample_part_colours``; needs the part labels), so that a network trained on a few people cannot tell
+    a part by its owner's clothes."""
 
     scale: float
     rotation_deg: float
     flip: bool
     colour_jitter: float
     channel_shuffle: bool = False
+    part_recolour: float = 0.0
 
     @classmethod
     def from_config(cls, block: dict) -> Augment:
         return cls(float(block["scale"]), float(block["rotation_deg"]), bool(block["flip"]), float(block["colour"]),
-                   bool(block.get("channel_shuffle", False)))  # fmt: skip
+                   bool(block.get("channel_shuffle", False)), float(block.get("part_recolour", 0.0)))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,51 @@ def jitter_colour(images: torch.Tensor, transforms: Transforms) -> torch.Tensor:
     grey = out.mean(dim=1, keepdim=True)
     out = (out - grey) * factors[:, 2] + grey
     return out.clamp(0, 1)
+
+
+def sample_part_colours(rng: np.random.Generator, count: int, augment: Augment) -> torch.Tensor | None:
+    """(count, 15, 3, 3) colour matrices, one per part id (background included) of each example, or None
+    when ``augment.part_recolour`` is 0 (then nothing is drawn, so the streams are those of the augmentation
+    without it). An example is recoloured with probability ``part_recolour``, else its matrices are the
+    identity. A part's own matrix takes the R, G, B channels in a random order, each scaled by a gain in
+    [0.5, 1.5] (shading and texture keep their pattern, the hue changes); half the parts take their parent's
+    matrix instead (``PART_PARENT``: a sleeve over the upper and the lower arm), and half the right parts their
+    left counterpart's (left and right dressed alike), so a colour edge is not always a part's edge and a part's
+    edge is not always a colour edge."""
+    if augment.part_recolour <= 0:
+        return None
+    chosen = rng.random(count) < augment.part_recolour
+    order = np.argsort(rng.random((count, NUM_PARTS, 3)), axis=2)
+    gains = rng.uniform(0.5, 1.5, (count, NUM_PARTS, 3))
+    inherit = rng.random((count, NUM_PARTS)) < 0.5
+    mirror = rng.random((count, NUM_PARTS)) < 0.5
+    matrices = gains[..., None] * np.eye(3)[order]  # row c of a part's matrix picks channel order[c]
+    for part, parent in enumerate(PART_PARENT):  # a parent comes first in PART_NAMES or is a root (torso)
+        if parent >= 0:
+            matrices[inherit[:, part], part] = matrices[inherit[:, part], parent]
+        left = PART_FLIP[part]
+        if PART_NAMES[part].startswith("right_"):
+            matrices[mirror[:, part], part] = matrices[mirror[:, part], left]
+    matrices[~chosen] = np.eye(3)
+    return torch.as_tensor(matrices, dtype=torch.float32)
+
+
+def part_shares(labels: torch.Tensor, transforms: Transforms, size: int) -> torch.Tensor:
+    """(B, H, W) integer part ids of the unwarped frames -> (B, 15, size, size) float: each output pixel's
+    share of every part, area-averaged to ``size`` as the frames are (``patchpose.frames``) and warped as
+    they are, so boundary pixels mix their parts' colours as the frame's own pixels mix them. Not flipped:
+    shares follow the pixels, not the parts' names."""
+    one_hot = F.one_hot(labels.long(), NUM_PARTS).permute(0, 3, 1, 2).float()
+    if labels.shape[-1] != size:
+        one_hot = F.interpolate(one_hot, size=(size, size), mode="area")
+    return warp(one_hot, transforms, size)
+
+
+def recolour_parts(images: torch.Tensor, shares: torch.Tensor, colours: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) RGB in [0, 1], each pixel mapped by its parts' matrices weighted by its shares
+    (``part_shares``; pixels warped in from outside the frame, all shares 0, stay 0), clipped to [0, 1]."""
+    per_pixel = torch.einsum("bkhw,bkij->bijhw", shares, colours.to(images.device))
+    return torch.einsum("bijhw,bjhw->bihw", per_pixel, images).clamp(0, 1)
 
 
 def pixels_to_unit(points: torch.Tensor | np.ndarray, size: int):

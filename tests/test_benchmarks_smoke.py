@@ -295,16 +295,21 @@ def test_the_keypoints2d_fold_benchmark_trains_the_stage_model_of_its_settings(t
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     command = [sys.executable, str(REPO / "benchmarks" / "keypoints2d_fold.py"), "--dataset", str(store),
                "--configfile", str(tmp_path / "config.yaml"), "--set", "model.part_head_channels=4", "--fold", "1",
-               "--every", "2", "--threads", "1", "--keep", str(tmp_path / "kept")]  # fmt: skip
+               "--every", "2", "--threads", "1", "--keep", str(tmp_path / "kept"), "--seen"]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     held_out = open_dataset(store).subject_names() == "S9"  # TINY_SUBJECTS: S1 is fold 0, S9 fold 1
+    count, seen_count = len(np.flatnonzero(held_out)[::2]), len(np.flatnonzero(~held_out)[::2])
     assert lines[0] == "settings changed: model.part_head_channels=4"
-    assert lines[1] == f"fold 1 of 2, held out S9: {len(np.flatnonzero(held_out)[::2])} frames scored (every 2)"
-    assert lines[3].startswith("2D mean error: ") and lines[4].startswith("segmentation mean IoU: ")
-    assert lines[5].split()[::2] == list(PART_NAMES)
-    assert all(np.isnan(value) or 0 <= value <= 1 for value in map(float, lines[5].split()[1::2]))
+    assert lines[1] == f"fold 1 of 2, held out S9: {count} frames scored (every 2)"
+    assert lines[3] == f"held out S9 ({count} frames):" and lines[7] == f"seen (trained on) S1 ({seen_count} frames):"
+    for block in (lines[4:7], lines[8:11]):
+        assert block[0].startswith("2D mean error: ") and block[1].startswith("segmentation mean IoU: ")
+        assert block[2].split()[::2] == list(PART_NAMES)
+        assert all(np.isnan(value) or 0 <= value <= 1 for value in map(float, block[2].split()[1::2]))
+    error, _ = module.score(tmp_path / "kept/fold1.pt", open_dataset(store), np.flatnonzero(~held_out)[::2])
+    assert lines[8] == f"2D mean error: {error:.2f} px"  # the seen subjects' own frames
     settings = fold_settings(module.apply_settings(load_config(tmp_path / "config.yaml"),
                                                           ["model.part_head_channels=4"]))  # fmt: skip
     assert settings["model"]["part_head_channels"] == 4

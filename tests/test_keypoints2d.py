@@ -113,6 +113,33 @@ def test_hourglass_shapes_and_bad_sizes():
         StackedHourglass(17, input_size=24, heatmap_size=6, stacks=1, features=8, depth=2)
 
 
+def test_the_part_heads_skip_path_sees_the_input_at_its_own_resolution():
+    plain = StackedHourglass(17, input_size=32, heatmap_size=16, stacks=1, features=8, depth=2, part_classes=15)
+    skipped = StackedHourglass(17, input_size=32, heatmap_size=16, stacks=1, features=8, depth=2, part_classes=15,
+                               part_head_skip_channels=4)  # fmt: skip
+    assert not any(key.startswith(("part_skip", "part_fuse")) for key in plain.state_dict())  # old model files load
+    assert set(plain.state_dict()) - {key for key in plain.state_dict() if key.startswith("parts.3")} < set(
+        skipped.state_dict()
+    )
+    images = torch.rand(2, 3, 32, 32)
+    heatmaps, parts = skipped.eval()(images)
+    assert parts.shape == (2, 15, 32, 32) and heatmaps[-1].shape == (2, 17, 16, 16)
+    # a pixel-sized change moves the part logits at that pixel through the skip even where the trunk's 16 x 16
+    # features cannot place it: with the trunk's path held fixed, only the skip carries it
+    changed = images.clone()
+    changed[:, :, 9, 9] = 1 - changed[:, :, 9, 9]
+    with torch.no_grad():
+        feature = skipped.heatmaps_and_features(images)[1]
+        low = torch.nn.functional.interpolate(
+            skipped.parts(feature), size=(32, 32), mode="bilinear", align_corners=False
+        )
+        before = skipped.part_fuse(torch.cat([low, skipped.part_skip(images)], 1))
+        after = skipped.part_fuse(torch.cat([low, skipped.part_skip(changed)], 1))
+    moved = (after - before).abs().amax(dim=(0, 1))
+    assert moved[9, 9] > 0 and moved[:6].max() == 0 and moved[:, 14:].max() == 0  # within the skip's 5 x 5 + 3 x 3
+    assert torch.allclose(before, parts, atol=1e-6)
+
+
 def test_summary_by_hand():
     truth = np.zeros((1, 17, 2))
     predicted = truth.copy()

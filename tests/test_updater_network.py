@@ -146,6 +146,36 @@ def test_recolouring_permutes_and_scales_each_frames_rgb_from_a_stream_of_its_ow
         recolouring(np.random.default_rng(3), rows, True, -0.1)
 
 
+def test_recolouring_per_limb_gives_each_patch_a_matrix_of_its_own():
+    rows = np.array([5, 9, 2])
+    per_frame = recolouring(np.random.default_rng(3), rows, True, 0.3)
+    per_limb = recolouring(np.random.default_rng(3), rows, True, 0.3, per_limb=True, patches=16)
+    assert tuple(per_limb.shape) == (3, 16, 3, 3)
+    torch.testing.assert_close(per_limb[:, 0], per_frame, rtol=0, atol=0)  # the frame's stream, drawn on
+    assert all(len({m.numpy().tobytes() for m in frame}) > 8 for frame in per_limb)
+    alone = recolouring(np.random.default_rng(3), rows[2:], True, 0.3, per_limb=True, patches=16)
+    torch.testing.assert_close(alone[0], per_limb[2], rtol=0, atol=0)
+    one = recolouring(np.random.default_rng(3), rows, True, 0.3, per_limb=True, patches=1)
+    torch.testing.assert_close(one[:, 0], per_frame, rtol=0, atol=0)  # uncropped_rgb: per frame either way
+    assert recolouring(np.random.default_rng(3), rows, False, 0.0, per_limb=True, patches=16) is None
+
+
+@pytest.mark.parametrize("name", ["rgb_seg", "rgb"])
+def test_prepare_batch_recolours_each_patch_with_its_own_matrix(name):
+    modality = get_modality(name)
+    patches = torch.from_numpy(fake_patches(2, modality.num_patches, size=4))
+    matrices = recolouring(np.random.default_rng(0), np.arange(2), True, 0.3, per_limb=True,
+                           patches=modality.num_patches)  # fmt: skip
+    recoloured = prepare_batch(patches, name, 4, "cpu", matrices)
+    for patch in (0, 7, modality.num_patches - 1):
+        one = prepare_batch(patches, name, 4, "cpu", matrices[:, patch])  # that patch's matrix on every patch
+        c = modality.channels_per_patch
+        torch.testing.assert_close(recoloured[:, patch * c : (patch + 1) * c], one[:, patch * c : (patch + 1) * c],
+                                   rtol=0, atol=0)  # fmt: skip
+    with pytest.raises(ValueError, match="recolour must be"):
+        prepare_batch(patches, name, 4, "cpu", matrices[:, :3])
+
+
 @pytest.mark.parametrize("name", list(MODALITIES))
 def test_prepare_batch_recolours_the_frames_rgb_and_never_the_segmentation(name):
     modality = get_modality(name)

@@ -7,7 +7,12 @@ to the heatmap size h = ``heatmap_size`` (S / h must be a power of 2); each hour
 (B, J, h, h) heatmap logits, and the part logits (B, part_classes, S, S) or None.
 
 Part head (``part_classes`` > 0): one 3x3 conv (``part_head_channels``, batch norm, ReLU) and a 1x1 conv to
-the part classes on the last stack's features at h x h, upsampled bilinearly to the input size. One trunk
+the part classes on the last stack's features at h x h, upsampled bilinearly to the input size. With
+``part_head_skip_channels`` > 0 the head also sees the input at its own resolution, as a U-Net's decoder sees its
+encoder's first level: two 3x3 convs of that many channels on the input, concatenated with the 3x3 conv's
+features upsampled to the input size, then a 3x3 and a 1x1 conv to the part classes there; the trunk's h x h
+features say which part is near, the skip where its edges are (a forearm is 2-3 pixels wide at 64 px; measured,
+it segments no better: README "What holds the paper's effect back"). One trunk
 then serves the 2D keypoints and the segmentation the paper's patches are cut from (multi-task, as Xia et
 al. 2017's joint pose and part parsing): the dense part labels help the keypoints, and one network costs
 half of two (README "2D keypoints and segmentation").
@@ -70,6 +75,7 @@ class StackedHourglass(nn.Module):
         depth: int,
         part_classes: int = 0,
         part_head_channels: int = 32,
+        part_head_skip_channels: int = 0,
     ):
         super().__init__()
         ratio = input_size // heatmap_size
@@ -97,16 +103,32 @@ class StackedHourglass(nn.Module):
         self.heads = nn.ModuleList(nn.Conv2d(features, num_joints, 1) for _ in range(stacks))
         self.merge_features = nn.ModuleList(nn.Conv2d(features, features, 1) for _ in range(stacks - 1))
         self.merge_heatmaps = nn.ModuleList(nn.Conv2d(num_joints, features, 1) for _ in range(stacks - 1))
-        self.parts = (
-            nn.Sequential(
+        self.parts = self.part_skip = self.part_fuse = None
+        if part_classes:
+            head = [
                 nn.Conv2d(features, part_head_channels, 3, 1, 1, bias=False),
                 nn.BatchNorm2d(part_head_channels),
                 nn.ReLU(True),
-                nn.Conv2d(part_head_channels, part_classes, 1),
-            )
-            if part_classes
-            else None
-        )
+            ]
+            if part_head_skip_channels:
+                skip = part_head_skip_channels
+                self.part_skip = nn.Sequential(
+                    nn.Conv2d(3, skip, 3, 1, 1, bias=False),
+                    nn.BatchNorm2d(skip),
+                    nn.ReLU(True),
+                    nn.Conv2d(skip, skip, 3, 1, 1, bias=False),
+                    nn.BatchNorm2d(skip),
+                    nn.ReLU(True),
+                )
+                self.part_fuse = nn.Sequential(
+                    nn.Conv2d(part_head_channels + skip, skip, 3, 1, 1, bias=False),
+                    nn.BatchNorm2d(skip),
+                    nn.ReLU(True),
+                    nn.Conv2d(skip, part_classes, 1),
+                )
+            else:
+                head.append(nn.Conv2d(part_head_channels, part_classes, 1))
+            self.parts = nn.Sequential(*head)
 
     def heatmaps_and_features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         """The heatmap logits of every stack and the last stack's features (B, features, h, h)."""
@@ -125,4 +147,6 @@ class StackedHourglass(nn.Module):
         if self.parts is None:
             return heatmaps, None
         parts = nn.functional.interpolate(self.parts(feature), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        if self.part_skip is not None:
+            parts = self.part_fuse(torch.cat([parts, self.part_skip(x)], dim=1))
         return heatmaps, parts

@@ -6,6 +6,8 @@ a head on the same trunk; the segmentation stage reads it): the training loss is
 ``training.part_loss_weight`` x the per-pixel cross-entropy of the part labels (warped with the frame,
 nearest neighbour, left/right swapped after a flip), each part weighted by its frequency in the fold's
 training labels to the power ``-training.part_class_weight_power`` (``patchpose.parts.part_class_weights``).
+``augment.part_recolour`` recolours each part of that share of the training frames on its own
+(``patchpose.augment.sample_part_colours``), with or without the part head; it needs the part labels.
 Joints are (N, 17, 2) float32 crop pixels (pixel-centre convention, as the dataset's ``joints_2d``).
 Model files: ``patchpose.fold_models``. Prediction files (``.npz``) hold ``joints_2d``, ``fold`` (N,)
 (the model that predicted each frame), ``frame_ids`` (N,) str and ``split``.
@@ -26,7 +28,10 @@ from patchpose.augment import (
     Augment,
     flip_part_labels,
     jitter_colour,
+    part_shares,
     pixels_to_unit,
+    recolour_parts,
+    sample_part_colours,
     sample_transforms,
     unit_to_pixels,
     warp,
@@ -75,18 +80,25 @@ def train_fold(
     augment = Augment.from_config(settings["augment"])
     training = settings["training"]
     labels = part_weights = None
-    if "part_head_channels" in settings["model"]:
+    part_head = "part_head_channels" in settings["model"]
+    if part_head or augment.part_recolour > 0:
         if not store.has_part_labels:
-            raise ValueError(f"{store_path}: has no part_labels to train the part head on")
+            why = "train the part head on" if part_head else "recolour the parts by (augment.part_recolour)"
+            raise ValueError(f"{store_path}: has no part_labels to {why}")
         labels = torch.from_numpy(np.ascontiguousarray(store.read_part_labels(plan.indices)))
+    if part_head:
         power = training["part_class_weight_power"]  # 0: the plain cross-entropy, no weight argument at all
         part_weights = torch.from_numpy(part_class_weights(labels.numpy(), power)) if power else None
 
     def make_batch(rows, rng, device):
         transforms = sample_transforms(rng, len(rows), augment)
-        x = jitter_colour(warp(to_unit_float(images[rows], device), transforms, size), transforms)
+        colours = sample_part_colours(rng, len(rows), augment)
+        x = warp(to_unit_float(images[rows], device), transforms, size)
+        if colours is not None:
+            x = recolour_parts(x, part_shares(labels[rows].to(device), transforms, size), colours)
+        x = jitter_colour(x, transforms)
         coords = warp_points(joints[rows].to(device), transforms)
-        if labels is None:
+        if not part_head:
             return x, (coords, None)
         parts = warp(labels[rows, None].to(device).float(), transforms, size, mode="nearest")[:, 0].round().long()
         return x, (coords, flip_part_labels(parts, transforms))

@@ -17,7 +17,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from patchpose.augment import Augment, flip_part_labels, jitter_colour, sample_transforms, warp
+from patchpose.augment import (
+    Augment,
+    flip_part_labels,
+    jitter_colour,
+    part_shares,
+    recolour_parts,
+    sample_part_colours,
+    sample_transforms,
+    warp,
+)
 from patchpose.dataset_format import open_dataset
 from patchpose.fold_models import load_fold_models, plan_fold, train_fold_model
 from patchpose.frames import load_frames, to_unit_float
@@ -91,7 +100,11 @@ def train_fold(
 
     def make_batch(rows, rng, device):
         transforms = sample_transforms(rng, len(rows), augment)
-        x = jitter_colour(warp(to_unit_float(images[rows], device), transforms, size), transforms)
+        colours = sample_part_colours(rng, len(rows), augment)
+        x = warp(to_unit_float(images[rows], device), transforms, size)
+        if colours is not None:
+            x = recolour_parts(x, part_shares(labels[rows].to(device), transforms, size), colours)
+        x = jitter_colour(x, transforms)
         y = warp(labels[rows, None].to(device).float(), transforms, size, mode="nearest")[:, 0].round().long()
         return x, flip_part_labels(y, transforms)
 

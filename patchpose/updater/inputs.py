@@ -16,7 +16,8 @@ sees inputs of the statistics it expects; the other networks see the same inputs
 
 Recolouring (training only, ``updater.training.augment``): before the normalisation, the frame's R, G, B in
 every patch of a frame are mixed by that frame's 3 x 3 matrix (``recolouring``: a random permutation of the
-channels and a random gain per channel), so clothing colours stop identifying the training subjects; the
+channels and a random gain per channel; with ``per_limb`` one per patch), so clothing colours stop identifying
+the training subjects; the
 colour-coded segmentation channels are labels and are never touched. Each frame's matrix is drawn from its own
 stream (one draw of the batch's stream, then the frame's store row), so it does not depend on how a batch is
 split among training processes.
@@ -62,23 +63,29 @@ def _channel_affine(channels: tuple[int, ...], repeats: int, device: torch.devic
     return (1 / (255 * std)).view(-1, 1, 1), (-mean / std).view(-1, 1, 1)
 
 
-def recolouring(rng: np.random.Generator, rows, channel_shuffle: bool, gain_sigma: float) -> torch.Tensor | None:
+def recolouring(
+    rng: np.random.Generator, rows, channel_shuffle: bool, gain_sigma: float, per_limb: bool = False, patches: int = 1
+) -> torch.Tensor | None:
     """(B, 3, 3) float32 matrices recolouring the frames ``rows`` (store rows) of a training batch, or None when
     ``channel_shuffle`` is false and ``gain_sigma`` is 0. Frame i's matrix: diag(exp(gain_sigma x 3 standard
     normal draws)) times a random permutation matrix (identity without ``channel_shuffle``), drawn from the
     stream (one integer drawn from ``rng``, the frame's row): the same frame gets the same matrix whatever
-    the other frames of its batch or its process's share (module docstring)."""
+    the other frames of its batch or its process's share (module docstring). ``per_limb``: (B, ``patches``, 3,
+    3) instead, one matrix per patch of each frame, drawn one after the other from the frame's stream, so that
+    the colours of one limb's clothes say nothing of another's."""
     if gain_sigma < 0:
         raise ValueError(f"gain_sigma must be >= 0, got {gain_sigma}")
     if not channel_shuffle and gain_sigma == 0:
         return None
     key = int(rng.integers(2**63 - 1))
-    matrices = np.empty((len(rows), 3, 3))
+    count = int(patches) if per_limb else 1
+    matrices = np.empty((len(rows), count, 3, 3))
     for i, row in enumerate(np.asarray(rows, dtype=np.int64)):
         draws = np.random.default_rng([key, int(row)])
-        order = draws.permutation(3) if channel_shuffle else np.arange(3)
-        matrices[i] = np.exp(gain_sigma * draws.standard_normal(3))[:, None] * np.eye(3)[order]
-    return torch.as_tensor(matrices, dtype=torch.float32)
+        for patch in range(count):
+            order = draws.permutation(3) if channel_shuffle else np.arange(3)
+            matrices[i, patch] = np.exp(gain_sigma * draws.standard_normal(3))[:, None] * np.eye(3)[order]
+    return torch.as_tensor(matrices if per_limb else matrices[:, 0], dtype=torch.float32)
 
 
 def prepare_batch(patches, modality: str, input_size: int, device: torch.device | str,
@@ -87,10 +94,11 @@ def prepare_batch(patches, modality: str, input_size: int, device: torch.device 
 
     patches: (B, P, 6, R, R) uint8 (torch tensor, pinned for an asynchronous copy, or numpy array) as
     ``PatchStore.read`` returns them. recolour: (B, 3, 3) from ``recolouring``, applied to the frame's R, G, B
-    of every patch (clipped to 0..255), or None. Returns (B, C, S, S) float32 on ``device``, C = the
-    modality's channels (limb-major, ``select_channels``), S = ``input_size`` px, normalised as the module
-    docstring says; channels_last on CUDA. The same as ``finish_batch(shrink_patches(...), ...)``, in two
-    steps so that the first, which depends on the frames alone, can be kept (``loader.ShrunkPatches``).
+    of every patch (clipped to 0..255), or (B, P, 3, 3), one matrix per patch, or None. Returns (B, C, S, S)
+    float32 on ``device``, C = the modality's channels (limb-major, ``select_channels``), S = ``input_size`` px,
+    normalised as the module docstring says; channels_last on CUDA. The same as
+    ``finish_batch(shrink_patches(...), ...)``, in two steps so that the first, which depends on the frames alone,
+    can be kept (``loader.ShrunkPatches``).
     """
     return finish_batch(shrink_patches(patches, modality, input_size, device), modality, input_size, device, recolour)
 
@@ -138,17 +146,20 @@ def _resize(images: torch.Tensor, input_size: int) -> torch.Tensor:
 
 def _recolour(images: torch.Tensor, channels: tuple[int, ...], recolour: torch.Tensor) -> torch.Tensor:
     """(B, P x c, R, R) float 0..255 -> the same with each frame's R, G, B (channels 0-2 of the patch store)
-    mixed by its (3, 3) matrix; a modality without them (``seg``) is returned as it is."""
+    mixed by its (3, 3) matrix, or each patch's by its own of (B, P, 3, 3); a modality without them (``seg``) is
+    returned as it is."""
     frame = [position for position, channel in enumerate(channels) if channel < 3]
     if not frame:
         return images
     if frame != [0, 1, 2]:
         raise ValueError(f"the frame's R, G, B must be a modality's first three channels, got {channels}")
     batch, _, height, width = images.shape
-    if tuple(recolour.shape) != (batch, 3, 3):
-        raise ValueError(f"recolour must be (B={batch}, 3, 3), got {tuple(recolour.shape)}")
     grouped = images.view(batch, -1, len(channels), height, width)
-    mixed = torch.einsum("bij,bpjhw->bpihw", recolour, grouped[:, :, :3]).clamp_(0, 255)
+    if tuple(recolour.shape) not in ((batch, 3, 3), (batch, grouped.shape[1], 3, 3)):
+        raise ValueError(f"recolour must be (B={batch}, 3, 3) or (B, P={grouped.shape[1]}, 3, 3), got "
+                         f"{tuple(recolour.shape)}")  # fmt: skip
+    pattern = "bij,bpjhw->bpihw" if recolour.ndim == 3 else "bpij,bpjhw->bpihw"
+    mixed = torch.einsum(pattern, recolour, grouped[:, :, :3]).clamp_(0, 255)
     return torch.cat([mixed, grouped[:, :, 3:]], dim=2).view(batch, -1, height, width)
 
 

@@ -48,6 +48,7 @@ from patchpose.training import load_torch, select_device
 from patchpose.updater.calibration import calibration_factors
 from patchpose.updater.inputs import finish_batch, prepare_batch, read_boxes, recolouring, shrink_patches
 from patchpose.updater.loader import PatchBatches, PrefetchingMakeBatch, ShrunkPatches, check_store
+from patchpose.updater.modalities import get_modality
 from patchpose.updater.network import OUTPUTS, build_network
 from patchpose.updater.variants import get_variant, variant_settings
 
@@ -169,6 +170,8 @@ def _train_process(*, ranks: Ranks, dataset, initial, patches, variant: str, set
     rows = np.setdiff1d(everything, held)
     size = model_settings["input_size"]
     augment = settings["training"].get("augment", {"channel_shuffle": False, "gain_sigma": 0.0})
+    if modality is not None:  # pose_only reads no patches
+        augment = {**augment, "patches": get_modality(modality).num_patches}
 
     def finish(frames, images, rng, device):  # frames: store rows; images: their shrink_patches; rng None: evaluation
         recolour = None if rng is None else recolouring(rng, frames, **augment)
