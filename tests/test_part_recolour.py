@@ -22,7 +22,7 @@ from patchpose.parts import NUM_PARTS, PART_NAMES
 from patchpose.segmentation import stage as segmentation
 from tests.conftest import default_config
 from tests.dataset_factory import write_tiny_dataset
-from tests.test_segmentation import tiny_segmentation_settings
+from tests.test_segmentation import fold_models_differ, tiny_segmentation_settings
 from tests.test_training import tiny_keypoints_settings
 
 PART = {name: index for index, name in enumerate(PART_NAMES)}
@@ -106,19 +106,19 @@ def test_shares_are_area_averaged_and_follow_the_pixels_through_a_flip():
     assert mirrored[0, PART["right_upper_arm"]].abs().max() == 0
 
 
-def _trained_weights(path):
-    return torch.load(path, weights_only=False)["model"]
+def _with_part_recolour(settings_of):
+    def settings(share):
+        chosen = settings_of()
+        chosen["augment"]["part_recolour"] = share
+        return chosen
+
+    return settings
 
 
 def test_part_recolour_reaches_the_keypoints2d_fold_model_and_needs_part_labels(tmp_path):
     train = write_tiny_dataset(tmp_path / "train.zarr", num_frames=10, split="train")
-    weights = {}
-    for share in (0.0, 1.0):
-        settings = tiny_keypoints_settings(epochs=1)
-        settings["augment"]["part_recolour"] = share
-        keypoints2d.train_fold(train, 0, 2, settings, 0, tmp_path / f"{share}.pt", tmp_path / f"{share}.ckpt")
-        weights[share] = _trained_weights(tmp_path / f"{share}.pt")
-    assert any(not torch.equal(weights[0.0][key], weights[1.0][key]) for key in weights[0.0])
+    settings_of = _with_part_recolour(lambda: tiny_keypoints_settings(epochs=1))
+    assert fold_models_differ(keypoints2d.train_fold, train, settings_of, (0.0, 1.0), tmp_path)
     # without the part head it still needs the labels to recolour by; without both it trains as before
     plain = write_tiny_dataset(tmp_path / "plain.zarr", num_frames=10, split="train", with_part_labels=False)
     settings = tiny_keypoints_settings(epochs=1)
@@ -134,13 +134,8 @@ def test_part_recolour_reaches_the_keypoints2d_fold_model_and_needs_part_labels(
 
 def test_part_recolour_reaches_the_segmentation_networks_fold_model(tmp_path):
     train = write_tiny_dataset(tmp_path / "train.zarr", num_frames=10, split="train")
-    weights = {}
-    for share in (0.0, 1.0):
-        settings = tiny_segmentation_settings()
-        settings["augment"]["part_recolour"] = share
-        segmentation.train_fold(train, 0, 2, settings, 0, tmp_path / f"{share}.pt", tmp_path / f"{share}.ckpt")
-        weights[share] = _trained_weights(tmp_path / f"{share}.pt")
-    assert any(not torch.equal(weights[0.0][key], weights[1.0][key]) for key in weights[0.0])
+    settings_of = _with_part_recolour(tiny_segmentation_settings)
+    assert fold_models_differ(segmentation.train_fold, train, settings_of, (0.0, 1.0), tmp_path)
 
 
 @pytest.mark.parametrize("block", ["keypoints2d", "segmentation"])

@@ -142,18 +142,29 @@ def test_part_class_weights_by_hand():
         part_class_weights(np.array([NUM_PARTS]), 0.5)
 
 
+def fold_models_differ(train_fold, store, settings_of, values, directory) -> bool:
+    """Whether fold 0's model of ``store`` trained by ``train_fold`` with ``settings_of(value)`` ends with other
+    weights for each of the two ``values`` (same seed, same frames)."""
+    weights = []
+    for value in values:
+        path = directory / f"{value}.pt"
+        train_fold(store, 0, 2, settings_of(value), 0, path, directory / f"{value}.ckpt")
+        weights.append(torch.load(path, weights_only=False)["model"])
+    first, second = weights
+    assert first.keys() == second.keys()
+    return any(not torch.equal(first[key], second[key]) for key in first)
+
+
 def test_the_part_class_weights_reach_the_trained_part_head(tmp_path):
     """Power 0 trains the plain cross-entropy; another power changes the weights the fold model ends with."""
     train = write_tiny_dataset(tmp_path / "train.zarr", num_frames=10, split="train")
-    weights = {}
-    for power in (0.0, 1.0):
+
+    def settings_of(power):
         settings = tiny_keypoints_settings(epochs=1)
         settings["training"]["part_class_weight_power"] = power
-        path = tmp_path / f"power{power}.pt"
-        keypoints2d.train_fold(train, 0, 2, settings, 0, path, tmp_path / f"ckpt{power}.pt")
-        weights[power] = torch.load(path, weights_only=False)["model"]
-    assert weights[0.0].keys() == weights[1.0].keys()
-    assert any(not torch.equal(weights[0.0][key], weights[1.0][key]) for key in weights[0.0])
+        return settings
+
+    assert fold_models_differ(keypoints2d.train_fold, train, settings_of, (0.0, 1.0), tmp_path)
 
 
 def test_keypoints2d_fold_models_segment_with_their_part_head(tmp_path):
