@@ -17,10 +17,9 @@ sees inputs of the statistics it expects; the other networks see the same inputs
 Recolouring (training only, ``updater.training.augment``): before the normalisation, the frame's R, G, B in
 every patch of a frame are mixed by that frame's 3 x 3 matrix (``recolouring``: a random permutation of the
 channels and a random gain per channel; with ``per_limb`` one per patch), so clothing colours stop identifying
-the training subjects; the
-colour-coded segmentation channels are labels and are never touched. Each frame's matrix is drawn from its own
-stream (one draw of the batch's stream, then the frame's store row), so it does not depend on how a batch is
-split among training processes.
+the training subjects; the colour-coded segmentation channels are labels and are never touched. Each frame's
+matrices are drawn from its own stream (one draw of the batch's stream, then the frame's store row), so they do
+not depend on how a batch is split among training processes.
 
 Boxes: a patch store's ``box`` (N, P, 4) frame px (centre x, centre y, width, height) -> (N, P, 4) float32 in
 unit coordinates of the frame: the centre in [-1, 1] (``patchpose.augment.pixels_to_unit``, pixel centres at
