@@ -34,6 +34,7 @@ __all__ = [
     "sample_part_colours",
     "part_shares",
     "recolour_parts",
+    "augment_frames",
 ]
 
 
@@ -196,6 +197,22 @@ def recolour_parts(images: torch.Tensor, shares: torch.Tensor, colours: torch.Te
     (``part_shares``; pixels warped in from outside the frame, all shares 0, stay 0), clipped to [0, 1]."""
     per_pixel = torch.einsum("bkhw,bkij->bijhw", shares, colours.to(images.device))
     return torch.einsum("bijhw,bjhw->bihw", per_pixel, images).clamp(0, 1)
+
+
+def augment_frames(rng: np.random.Generator, frames: torch.Tensor, augment: Augment, size: int,
+                   labels: torch.Tensor | None = None) -> tuple[torch.Tensor, Transforms]:  # fmt: skip
+    """One training batch of the keypoint and segmentation networks: (B, 3, H, W) frames in [0, 1] -> warped to
+    ``size`` under transforms drawn from ``rng``, each part recoloured (``augment.part_recolour``; ``labels``: the
+    same frames' (B, H, W) part ids, unwarped, needed only then), colour-jittered; and the transforms, which the
+    caller applies to its targets."""
+    transforms = sample_transforms(rng, len(frames), augment)
+    colours = sample_part_colours(rng, len(frames), augment)
+    images = warp(frames, transforms, size)
+    if colours is not None:
+        if labels is None:
+            raise ValueError("augment.part_recolour needs the frames' part labels")
+        images = recolour_parts(images, part_shares(labels.to(images.device), transforms, size), colours)
+    return jitter_colour(images, transforms), transforms
 
 
 def pixels_to_unit(points: torch.Tensor | np.ndarray, size: int):

@@ -11,6 +11,7 @@ from patchpose.augment import (
     PART_FLIP,
     PART_PARENT,
     Augment,
+    augment_frames,
     part_shares,
     recolour_parts,
     sample_part_colours,
@@ -104,6 +105,17 @@ def test_shares_are_area_averaged_and_follow_the_pixels_through_a_flip():
     # the left arm's pixels moved to the right and keep its id: the colours follow the pixels, not the names
     assert torch.allclose(mirrored[0, PART["left_upper_arm"]], torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
     assert mirrored[0, PART["right_upper_arm"]].abs().max() == 0
+
+
+def test_augment_frames_recolours_only_with_the_labels_it_needs():
+    frames, labels = torch.rand(4, 3, 8, 8), torch.randint(0, NUM_PARTS, (4, 8, 8))
+    plain, transforms = augment_frames(np.random.default_rng(2), frames, _augment(0.0, flip=True, scale=0.1), 8)
+    assert plain.shape == (4, 3, 8, 8) and len(transforms.matrices) == 4
+    with pytest.raises(ValueError, match="part_recolour needs the frames' part labels"):
+        augment_frames(np.random.default_rng(2), frames, _augment(1.0), 8)
+    recoloured, same = augment_frames(np.random.default_rng(2), frames, _augment(1.0, flip=True, scale=0.1), 8, labels)
+    assert torch.equal(same.matrices, transforms.matrices)  # the transforms are drawn first, as without it
+    assert not torch.equal(recoloured, plain)
 
 
 def _with_part_recolour(settings_of):

@@ -26,13 +26,9 @@ import torch.nn.functional as F
 from patchpose.atomic import atomic_write_bytes
 from patchpose.augment import (
     Augment,
+    augment_frames,
     flip_part_labels,
-    jitter_colour,
-    part_shares,
     pixels_to_unit,
-    recolour_parts,
-    sample_part_colours,
-    sample_transforms,
     unit_to_pixels,
     warp,
     warp_points,
@@ -91,16 +87,12 @@ def train_fold(
         part_weights = torch.from_numpy(part_class_weights(labels.numpy(), power)) if power else None
 
     def make_batch(rows, rng, device):
-        transforms = sample_transforms(rng, len(rows), augment)
-        colours = sample_part_colours(rng, len(rows), augment)
-        x = warp(to_unit_float(images[rows], device), transforms, size)
-        if colours is not None:
-            x = recolour_parts(x, part_shares(labels[rows].to(device), transforms, size), colours)
-        x = jitter_colour(x, transforms)
+        batch_labels = None if labels is None else labels[rows]
+        x, transforms = augment_frames(rng, to_unit_float(images[rows], device), augment, size, batch_labels)
         coords = warp_points(joints[rows].to(device), transforms)
         if not part_head:
             return x, (coords, None)
-        parts = warp(labels[rows, None].to(device).float(), transforms, size, mode="nearest")[:, 0].round().long()
+        parts = warp(batch_labels[:, None].to(device).float(), transforms, size, mode="nearest")[:, 0].round().long()
         return x, (coords, flip_part_labels(parts, transforms))
 
     def loss_fn(outputs, targets):

@@ -17,16 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from patchpose.augment import (
-    Augment,
-    flip_part_labels,
-    jitter_colour,
-    part_shares,
-    recolour_parts,
-    sample_part_colours,
-    sample_transforms,
-    warp,
-)
+from patchpose.augment import Augment, augment_frames, flip_part_labels, warp
 from patchpose.dataset_format import open_dataset
 from patchpose.fold_models import load_fold_models, plan_fold, train_fold_model
 from patchpose.frames import load_frames, to_unit_float
@@ -99,12 +90,7 @@ def train_fold(
     augment = Augment.from_config(settings["augment"])
 
     def make_batch(rows, rng, device):
-        transforms = sample_transforms(rng, len(rows), augment)
-        colours = sample_part_colours(rng, len(rows), augment)
-        x = warp(to_unit_float(images[rows], device), transforms, size)
-        if colours is not None:
-            x = recolour_parts(x, part_shares(labels[rows].to(device), transforms, size), colours)
-        x = jitter_colour(x, transforms)
+        x, transforms = augment_frames(rng, to_unit_float(images[rows], device), augment, size, labels[rows])
         y = warp(labels[rows, None].to(device).float(), transforms, size, mode="nearest")[:, 0].round().long()
         return x, flip_part_labels(y, transforms)
 
