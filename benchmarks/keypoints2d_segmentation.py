@@ -39,6 +39,7 @@ from patchpose.frames import load_frames, to_unit_float
 from patchpose.keypoints2d import stage as keypoints2d
 from patchpose.keypoints2d.evaluate import summarise
 from patchpose.keypoints2d.integral import soft_argmax
+from patchpose.keypoints2d.settings import PART_HEAD_KEYS
 from patchpose.segmentation import stage as segmentation
 from patchpose.segmentation.evaluate import confusion_counts, iou_from_counts
 from patchpose.training import load_torch
@@ -93,9 +94,8 @@ def main() -> None:
     test = open_dataset(test_path)
     k, seed = config["folds"]["k"], config["seed"]
     shared = {key: copy.deepcopy(config["keypoints2d"][key]) for key in ("model", "training", "augment")}
-    alone = copy.deepcopy(shared)
-    del alone["model"]["part_head_channels"], alone["training"]["part_loss_weight"]
-    del alone["training"]["part_class_weight_power"]
+    alone = {block: {key: value for key, value in copy.deepcopy(settings).items()
+                     if key not in PART_HEAD_KEYS.get(block, ())} for block, settings in shared.items()}  # fmt: skip
     refinenet = {key: copy.deepcopy(config["segmentation"][key]) for key in ("model", "training", "augment")}
     threshold = config["keypoints2d"]["evaluation"]["pck_threshold"] * test.crop_side()
 

@@ -11,7 +11,7 @@ __all__ = ["PART_HEAD_KEYS", "fold_settings"]
 # The keys that shape only the part head, per block of keypoints2d's settings.
 PART_HEAD_KEYS = {
     "model": ("part_head_channels", "part_head_skip_channels"),
-    "training": ("part_loss_weight", "part_class_weight_power"),
+    "training": ("part_loss_weight", "part_class_weight_power", "part_dice_weight"),
 }
 
 

@@ -5,7 +5,8 @@ Settings are the config's ``keypoints2d`` block (``model``, ``training``, ``augm
 a head on the same trunk; the segmentation stage reads it): the training loss is then the integral loss plus
 ``training.part_loss_weight`` x the per-pixel cross-entropy of the part labels (warped with the frame,
 nearest neighbour, left/right swapped after a flip), each part weighted by its frequency in the fold's
-training labels to the power ``-training.part_class_weight_power`` (``patchpose.parts.part_class_weights``).
+training labels to the power ``-training.part_class_weight_power`` (``patchpose.parts.part_class_weights``),
+plus ``training.part_dice_weight`` x a soft Dice loss of the same labels (``patchpose.part_loss``).
 ``augment.part_recolour`` recolours each part of that share of the training frames on its own
 (``patchpose.augment.sample_part_colours``), with or without the part head; it needs the part labels.
 Joints are (N, 17, 2) float32 crop pixels (pixel-centre convention, as the dataset's ``joints_2d``).
@@ -38,6 +39,7 @@ from patchpose.fold_models import load_fold_models, plan_fold, train_fold_model
 from patchpose.frames import load_frames, to_unit_float
 from patchpose.keypoints2d.hourglass import StackedHourglass
 from patchpose.keypoints2d.integral import integral_loss, soft_argmax
+from patchpose.part_loss import soft_dice_loss
 from patchpose.parts import NUM_PARTS, part_class_weights
 from patchpose.skeleton import H36M
 from patchpose.training import select_device
@@ -76,6 +78,7 @@ def train_fold(
     augment = Augment.from_config(settings["augment"])
     training = settings["training"]
     labels = part_weights = None
+    dice_weight = 0.0
     part_head = "part_head_channels" in settings["model"]
     if part_head or augment.part_recolour > 0:
         if not store.has_part_labels:
@@ -85,6 +88,7 @@ def train_fold(
     if part_head:
         power = training["part_class_weight_power"]  # 0: the plain cross-entropy, no weight argument at all
         part_weights = torch.from_numpy(part_class_weights(labels.numpy(), power)) if power else None
+        dice_weight = training["part_dice_weight"]  # 0: no Dice term, the loss of earlier versions
 
     def make_batch(rows, rng, device):
         batch_labels = None if labels is None else labels[rows]
@@ -101,6 +105,8 @@ def train_fold(
         if parts is not None:
             weight = None if part_weights is None else part_weights.to(part_logits.device)
             loss = loss + training["part_loss_weight"] * F.cross_entropy(part_logits.float(), parts, weight=weight)
+            if dice_weight:
+                loss = loss + dice_weight * soft_dice_loss(part_logits, parts)
         return loss
 
     train_fold_model(plan, build_model, settings, seed, make_batch, loss_fn, model_path, checkpoint_path, after_epoch,
