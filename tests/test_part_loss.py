@@ -7,12 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from patchpose.config import ConfigError, validate_config
-from patchpose.keypoints2d import stage as keypoints2d
 from patchpose.part_loss import soft_dice_loss
 from tests.conftest import default_config
-from tests.dataset_factory import write_tiny_dataset
-from tests.test_segmentation import fold_models_differ
-from tests.test_training import tiny_keypoints_settings
 
 
 def test_soft_dice_by_hand():
@@ -35,7 +31,7 @@ def test_a_missed_thin_part_costs_as_much_as_a_missed_large_one():
     labels[0, 0, 6] = 2  # a part of one pixel
 
     def logits_of(prediction):
-        return 40.0 * torch.nn.functional.one_hot(prediction, 3).permute(0, 3, 1, 2).float()
+        return 40.0 * F.one_hot(prediction, 3).permute(0, 3, 1, 2).float()
 
     def losses_when_missing(part):
         prediction = labels.clone()
@@ -62,17 +58,6 @@ def test_soft_dice_has_gradients_and_refuses_bad_shapes():
         soft_dice_loss(logits, labels[:, :4])
     with pytest.raises(ValueError, match="smooth"):
         soft_dice_loss(logits, labels, smooth=0)
-
-
-def test_the_dice_weight_reaches_the_keypoints2d_fold_model(tmp_path):
-    train = write_tiny_dataset(tmp_path / "train.zarr", num_frames=10, split="train")
-
-    def settings_of(weight):
-        settings = tiny_keypoints_settings(epochs=1)
-        settings["training"]["part_dice_weight"] = weight
-        return settings
-
-    assert fold_models_differ(keypoints2d.train_fold, train, settings_of, (0.0, 1.0), tmp_path)
 
 
 def test_the_dice_weight_is_validated_and_off_by_default():

@@ -155,13 +155,15 @@ def fold_models_differ(train_fold, store, settings_of, values, directory) -> boo
     return any(not torch.equal(first[key], second[key]) for key in first)
 
 
-def test_the_part_class_weights_reach_the_trained_part_head(tmp_path):
-    """Power 0 trains the plain cross-entropy; another power changes the weights the fold model ends with."""
+@pytest.mark.parametrize("key", ["part_class_weight_power", "part_dice_weight"])
+def test_the_part_heads_loss_settings_reach_the_trained_part_head(tmp_path, key):
+    """0 trains the plain cross-entropy; a class weight power or a Dice term changes the weights the fold model
+    ends with."""
     train = write_tiny_dataset(tmp_path / "train.zarr", num_frames=10, split="train")
 
-    def settings_of(power):
+    def settings_of(value):
         settings = tiny_keypoints_settings(epochs=1)
-        settings["training"]["part_class_weight_power"] = power
+        settings["training"][key] = value
         return settings
 
     assert fold_models_differ(keypoints2d.train_fold, train, settings_of, (0.0, 1.0), tmp_path)
