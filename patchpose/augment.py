@@ -31,6 +31,7 @@ __all__ = [
     "PART_FLIP",
     "PART_PARENT",
     "flip_part_labels",
+    "warp_part_labels",
     "sample_part_colours",
     "part_shares",
     "recolour_parts",
@@ -137,6 +138,13 @@ def flip_part_labels(labels: torch.Tensor, transforms: Transforms) -> torch.Tens
     """(B, H, W) int64 part ids of warped labels -> left/right swapped where flipped."""
     swapped = torch.as_tensor(PART_FLIP.copy(), device=labels.device)[labels]
     return torch.where(transforms.flipped.to(labels.device)[:, None, None], swapped, labels)
+
+
+def warp_part_labels(labels: torch.Tensor, transforms: Transforms, size: int) -> torch.Tensor:
+    """(B, H, W) part ids of the frames before the warp -> (B, size, size) int64 ids of the warped frames (nearest
+    neighbour, 0 = background outside), left/right swapped where flipped: the targets of a part head."""
+    warped = warp(labels[:, None].float(), transforms, size, mode="nearest")[:, 0].round().long()
+    return flip_part_labels(warped, transforms)
 
 
 def jitter_colour(images: torch.Tensor, transforms: Transforms) -> torch.Tensor:

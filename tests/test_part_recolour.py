@@ -16,6 +16,7 @@ from patchpose.augment import (
     recolour_parts,
     sample_part_colours,
     sample_transforms,
+    warp_part_labels,
 )
 from patchpose.config import ConfigError, validate_config
 from patchpose.keypoints2d import stage as keypoints2d
@@ -105,6 +106,12 @@ def test_shares_are_area_averaged_and_follow_the_pixels_through_a_flip():
     # the left arm's pixels moved to the right and keep its id: the colours follow the pixels, not the names
     assert torch.allclose(mirrored[0, PART["left_upper_arm"]], torch.tensor([[0.0, 1.0], [0.0, 1.0]]))
     assert mirrored[0, PART["right_upper_arm"]].abs().max() == 0
+    # the part head's targets of the same pixels are renamed: the left arm seen mirrored is a right arm
+    targets = warp_part_labels(labels, one, 4)
+    assert targets.dtype == torch.int64 and torch.equal(targets[0, :, 2:], torch.full((4, 2), PART["right_upper_arm"]))
+    assert torch.equal(targets[0, :, 1], torch.full((4,), PART["torso"]))
+    unflipped = sample_transforms(np.random.default_rng(0), 1, _augment(1.0))
+    assert torch.equal(warp_part_labels(labels, unflipped, 4), labels.long())  # no flip, no zoom: the labels
 
 
 def test_augment_frames_recolours_only_with_the_labels_it_needs():

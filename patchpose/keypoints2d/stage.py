@@ -28,10 +28,9 @@ from patchpose.atomic import atomic_write_bytes
 from patchpose.augment import (
     Augment,
     augment_frames,
-    flip_part_labels,
     pixels_to_unit,
     unit_to_pixels,
-    warp,
+    warp_part_labels,
     warp_points,
 )
 from patchpose.dataset_format import open_dataset
@@ -96,8 +95,7 @@ def train_fold(
         coords = warp_points(joints[rows].to(device), transforms)
         if not part_head:
             return x, (coords, None)
-        parts = warp(batch_labels[:, None].to(device).float(), transforms, size, mode="nearest")[:, 0].round().long()
-        return x, (coords, flip_part_labels(parts, transforms))
+        return x, (coords, warp_part_labels(batch_labels.to(device), transforms, size))
 
     def loss_fn(outputs, targets):
         (heatmaps, part_logits), (coords, parts) = outputs, targets

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from patchpose.augment import Augment, augment_frames, flip_part_labels, warp
+from patchpose.augment import Augment, augment_frames, warp_part_labels
 from patchpose.dataset_format import open_dataset
 from patchpose.fold_models import load_fold_models, plan_fold, train_fold_model
 from patchpose.frames import load_frames, to_unit_float
@@ -91,8 +91,7 @@ def train_fold(
 
     def make_batch(rows, rng, device):
         x, transforms = augment_frames(rng, to_unit_float(images[rows], device), augment, size, labels[rows])
-        y = warp(labels[rows, None].to(device).float(), transforms, size, mode="nearest")[:, 0].round().long()
-        return x, flip_part_labels(y, transforms)
+        return x, warp_part_labels(labels[rows].to(device), transforms, size)
 
     def loss_fn(logits, target):
         return F.cross_entropy(logits.float(), target)
