@@ -14,7 +14,15 @@ taken from the ground truth or from the run's predictions (segmentation stage, k
 pairings scored on the limbs it can score (both ends with 3 or more of the limb's pixels; share in the last
 column): how much of the depth cue the run's own segmentation and 2D joints leave readable.
 
-Run:  .venv/bin/python benchmarks/baseline_depth_sign.py [--results results/synthetic] [--brighter-end] [NAME ...]
+``--facing`` adds the torso's own depth question, which way the body faces: per prediction file, the median angle
+between the predicted and the true facing (the normal of the plane that the hips and shoulders span, camera frame)
+and the share of frames where it is off by more than 90 degrees (a person facing the camera predicted facing away,
+or the other way), beside the mean error of each joint group (protocol 1, mm): where a refinement's gain lies.
+It also splits each file's MPJPE between the frames whose keypoints2d joints are nearer the truth with left and
+right exchanged (the 2D stage took one side for the other) and the rest, and prints that share of frames.
+
+Run:  .venv/bin/python benchmarks/baseline_depth_sign.py [--results results/synthetic] [--brighter-end] [--facing]
+          [NAME ...]
 
 NAME: prediction files under the results directory, relative to it, without ``/test_poses_3d.npz``
 (default: every ``baselines/<name>`` that has one, then every ``refined/<baseline>/<variant>``).
@@ -29,9 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from patchpose.dataset_format import open_dataset
+from patchpose.evaluation.frame_errors import frame_errors_of_file
 from patchpose.keypoints2d.stage import read_predictions
 from patchpose.poses3d.loading import load_for_store
 from patchpose.segmentation.store import open_segmentation
+from patchpose.skeleton import H36M
 from patchpose.synthetic.cue_data import (
     ARM_LEG_LIMBS,
     ELEVATION_BINS,
@@ -41,6 +51,59 @@ from patchpose.synthetic.cue_data import (
 )
 
 PREDICTIONS = "test_poses_3d.npz"
+JOINT_GROUPS = {
+    "hips": ("left_hip", "right_hip"),
+    "knees": ("left_knee", "right_knee"),
+    "ankles": ("left_ankle", "right_ankle"),
+    "spine-head": ("spine", "thorax", "neck_nose", "head"),
+    "shoulders": ("left_shoulder", "right_shoulder"),
+    "elbows": ("left_elbow", "right_elbow"),
+    "wrists": ("left_wrist", "right_wrist"),
+}
+
+
+def facing(poses) -> np.ndarray:
+    """(N, 3) unit normals of the torso: up (pelvis to thorax) crossed with across (right to left, the shoulders'
+    and the hips' together), so a body facing the camera and one facing away get opposite normals."""
+    poses = np.asarray(poses, dtype=np.float64)
+    joint = {name: poses[:, H36M.joint_index(name)] for name in H36M.joint_names}
+    across = joint["left_shoulder"] - joint["right_shoulder"] + joint["left_hip"] - joint["right_hip"]
+    normal = np.cross(joint["thorax"] - joint["pelvis"], across)
+    return normal / np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-9)
+
+
+def facing_angles(predicted, truth) -> np.ndarray:
+    """(N,) degrees between the predicted and the true torso normals (``facing``), 0..180."""
+    cosine = np.clip((facing(predicted) * facing(truth)).sum(axis=1), -1.0, 1.0)
+    return np.degrees(np.arccos(cosine))
+
+
+def left_right_swapped(predicted_2d, truth_2d) -> np.ndarray:
+    """(N,) bool: the predicted 2D joints are nearer the truth (mean joint distance) with every left and right
+    joint exchanged (``H36M.flip_permutation``) than as they are."""
+    predicted_2d, truth_2d = np.asarray(predicted_2d, np.float64), np.asarray(truth_2d, np.float64)
+    as_given = np.linalg.norm(predicted_2d - truth_2d, axis=-1).mean(axis=1)
+    exchanged = np.linalg.norm(predicted_2d[:, H36M.flip_permutation] - truth_2d, axis=-1).mean(axis=1)
+    return exchanged < as_given
+
+
+def facing_table(results: Path, names: list[str]) -> tuple[float, list[tuple]]:
+    """The share of test frames whose keypoints2d joints are ``left_right_swapped``, and per prediction file
+    (name, median facing angle in degrees, share of frames beyond 90 degrees, mean error per joint group in mm,
+    MPJPE of the swapped frames, MPJPE of the others), against the test store's ground truth."""
+    store = open_dataset(results / "dataset/test.zarr")
+    truth = np.asarray(store.joints_3d, dtype=np.float64)
+    joints_2d = read_predictions(results / "keypoints2d/test_joints_2d.npz", store)
+    swapped = left_right_swapped(joints_2d, store.joints_2d)
+    rows = []
+    for name in names:
+        angles = facing_angles(load_for_store(results / name / PREDICTIONS, store), truth)
+        errors = frame_errors_of_file(results / name / PREDICTIONS, store)
+        groups = {group: float(errors.joint_errors_mm[:, [H36M.joint_index(j) for j in joints]].mean())
+                  for group, joints in JOINT_GROUPS.items()}  # fmt: skip
+        split = [float(errors.mpjpe_mm[rows_].mean()) if rows_.any() else math.nan for rows_ in (swapped, ~swapped)]
+        rows.append((name, float(np.median(angles)), float((angles > 90).mean()), groups, *split))
+    return float(swapped.mean()), rows
 
 
 def depth_sign_table(results: Path, names: list[str]) -> list[tuple[str, list]]:
@@ -92,6 +155,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=Path("results/synthetic"), help="a finished run's results")
     parser.add_argument("--brighter-end", action="store_true", help="also score the fixed brighter-end rule")
+    parser.add_argument("--facing", action="store_true", help="also the torso's facing and each joint group's error")
     parser.add_argument("names", nargs="*", help="prediction files' directories relative to --results")
     args = parser.parse_args()
     names = args.names or _default_names(args.results)
@@ -112,6 +176,15 @@ def main() -> None:
         for name, stats, share in brighter_end_table(args.results):
             print(f"{name:40s}" + "".join(f"{_percent(row.balanced_accuracy):>11s}" for row in stats)
                   + f"{_percent(share):>11s}")  # fmt: skip
+    if args.facing:
+        share, rows = facing_table(args.results, names)
+        print("the torso's facing against the truth, the mean error of each joint group (mm), and MPJPE (mm) on the")
+        print(f"frames whose keypoints2d joints have left and right exchanged ({_percent(share).strip()}) and the rest")
+        print(f"{'predictions':40s}{'median deg':>11s}{'> 90 deg':>11s}" + "".join(f"{g:>11s}" for g in JOINT_GROUPS)
+              + f"{'exchanged':>11s}{'the rest':>11s}")  # fmt: skip
+        for name, median, flipped, groups, on_swapped, on_rest in rows:
+            cells = [f"{median:>11.1f}", f"{_percent(flipped):>11s}", *(f"{groups[g]:>11.1f}" for g in JOINT_GROUPS)]
+            print(f"{name:40s}" + "".join(cells) + f"{on_swapped:>11.1f}{on_rest:>11.1f}")
 
 
 if __name__ == "__main__":

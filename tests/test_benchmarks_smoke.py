@@ -23,7 +23,7 @@ from patchpose.keypoints2d.stage import train_fold
 from patchpose.parts import PALETTE, PART_NAMES
 from patchpose.patches.store import open_patch_store, write_patch_store
 from patchpose.poses3d.files import write_predictions
-from patchpose.segmentation.store import open_segmentation, write_segmentation
+from patchpose.segmentation.store import coarse_labels, open_segmentation, write_segmentation
 from patchpose.skeleton import H36M
 from patchpose.training import load_torch
 from patchpose.updater.network import build_network, complexity
@@ -188,6 +188,55 @@ def test_the_depth_sign_benchmark_scores_a_perfect_and_a_depth_mirrored_predicti
     assert overall["baselines/perfect"].balanced_accuracy == 1.0 and overall["baselines/perfect"].count == 40 * 8
     # the tiny world's limbs lie nearly across their rays, so the reversal about the z axis flips most, not all
     assert overall["baselines/mirrored"].balanced_accuracy < 0.6
+
+
+def test_the_facing_benchmark_measures_the_torsos_turn_and_each_joint_groups_error(tmp_path, monkeypatch):
+    """Each pose turned about its own torso axis by 30 degrees reads 30, by 180 a flip in every frame; the truth
+    reads 0 and no error; one wrist moved by 100 mm is a wrists' error of 50 mm and nothing elsewhere; 2D joints
+    with left and right exchanged in 3 frames of 10 are 30% of the frames, and the MPJPE is split on them."""
+    module = benchmark_module("baseline_depth_sign.py", monkeypatch)
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "keypoints2d").mkdir()
+    store = open_dataset(write_tiny_dataset(tmp_path / "dataset/test.zarr", 10, split="test", seed=3))
+    joints_2d = np.array(store.joints_2d)
+    joints_2d[[1, 4, 7]] = joints_2d[[1, 4, 7]][:, H36M.flip_permutation]
+    np.savez(tmp_path / "keypoints2d/test_joints_2d.npz", joints_2d=joints_2d, fold=np.zeros(10, np.int64),
+             frame_ids=np.array(store.frame_ids()), split=np.array("test"))  # fmt: skip
+    assert module.left_right_swapped(joints_2d, store.joints_2d).nonzero()[0].tolist() == [1, 4, 7]
+    truth = store.joints_3d - store.joints_3d[:, :1]
+    up = truth[:, H36M.joint_index("thorax")]
+    up = up / np.linalg.norm(up, axis=1, keepdims=True)
+
+    def turned(degrees):  # Rodrigues' rotation of every joint about the frame's own up axis
+        angle = np.radians(degrees)
+        along = (truth * up[:, None]).sum(-1, keepdims=True) * up[:, None]
+        return along + np.cos(angle) * (truth - along) + np.sin(angle) * np.cross(up[:, None], truth)
+
+    assert np.allclose(module.facing_angles(turned(30), truth), 30, atol=1e-6)
+    assert np.allclose(module.facing_angles(truth, truth), 0, atol=1e-6)
+    moved = truth.copy()
+    moved[:, H36M.joint_index("left_wrist"), 0] += 100
+    poses = {"perfect": truth, "turned": turned(180), "wrist": moved}
+    for name, pose in poses.items():
+        (tmp_path / "baselines" / name).mkdir(parents=True)
+        write_predictions(tmp_path / "baselines" / name / "test_poses_3d.npz", pose, store.frame_ids(), split="test",
+                          method=name)  # fmt: skip
+    share, rows = module.facing_table(tmp_path, [f"baselines/{name}" for name in poses])
+    assert share == 0.3
+    table = {row[0]: row[1:] for row in rows}
+    moved[[1, 4, 7], H36M.joint_index("right_wrist"), 1] += 340  # a larger error on the exchanged frames only
+    write_predictions(tmp_path / "baselines/wrist/test_poses_3d.npz", moved, store.frame_ids(), split="test",
+                      method="wrist")  # fmt: skip
+    _, [(_, _, _, _, on_swapped, on_rest)] = module.facing_table(tmp_path, ["baselines/wrist"])
+    assert np.isclose(on_swapped, 440 / 17, atol=1e-3) and np.isclose(on_rest, 100 / 17, atol=1e-3)
+    # the prediction files hold float32: angles near 0 and 180 degrees within 0.1, errors within a micrometre
+    assert np.allclose(table["baselines/perfect"][:2], 0, atol=0.1)
+    assert np.isclose(table["baselines/turned"][0], 180, atol=0.1) and table["baselines/turned"][1] == 1.0
+    assert all(np.isclose(error, 0, atol=1e-3) for error in table["baselines/perfect"][2].values())
+    wrist = table["baselines/wrist"][2]
+    assert np.isclose(wrist["wrists"], 50, atol=1e-3)
+    assert all(np.isclose(wrist[group], 0, atol=1e-3) for group in wrist if group != "wrists")
+    assert np.isclose(table["baselines/wrist"][0], 0, atol=0.1)  # a wrist does not turn the torso
 
 
 def test_the_depth_sign_benchmark_reads_the_rule_off_each_pairing_of_parts_and_joints(tmp_path, monkeypatch):
@@ -367,6 +416,93 @@ def test_the_segmentation_swap_takes_another_runs_store_of_the_same_frames_only(
         module.swap_in(mine, elsewhere, first)
     assert np.array_equal(open_segmentation(mine).read_labels(rows), source.read_labels(rows))
     assert sorted(path.name for path in (tmp_path / "a").iterdir()) == ["dataset.zarr", "segmentation.zarr"]
+
+
+def test_the_segmentation_mix_gives_the_named_parts_their_true_labels_and_keeps_the_rest(tmp_path, monkeypatch):
+    """``--truth-parts``: a pixel the truth or the segmentation puts in a named part takes the true label and its
+    colour, every other pixel keeps the segmentation's label and soft colour; ``--encoding argmax`` colours each
+    pixel by its label; ``--truth-sides`` puts right only a part given on the wrong side; the store is rewritten
+    in place with its folds; a wrong part name is refused by name."""
+    module = benchmark_module("segmentation_oracle.py", monkeypatch)
+    arms = module.part_ids("arms")
+    assert [PART_NAMES[i] for i in arms] == [
+        "left_upper_arm", "left_lower_arm", "left_hand", "right_upper_arm", "right_lower_arm", "right_hand",
+    ]  # fmt: skip
+    assert list(module.part_ids("head,legs,head")) == [1, *range(9, 15)]
+    with pytest.raises(SystemExit, match="'elbow' is not a body part or group"):
+        module.part_ids("arms,elbow")
+    with pytest.raises(SystemExit, match="at least one"):
+        module.part_ids(",")
+    left_forearm, torso, head, leg = (
+        PART_NAMES.index(n) for n in ("left_lower_arm", "torso", "head", "left_upper_leg")
+    )
+    truth = np.array([[[left_forearm, torso, 0, head]]], np.uint8)  # (1, 1, 4)
+    labels = np.array([[[torso, left_forearm, leg, head]]], np.uint8)  # missed, invented, wrong, right
+    soft = np.full((1, 3, 1, 4), 7, np.uint8)
+    colours, mixed = module.mix_colours_and_labels(soft, labels, truth, arms, "expected")
+    assert mixed.tolist() == [[[left_forearm, torso, leg, head]]]
+    assert colours[0, :, 0, 0].tolist() == PALETTE[left_forearm].tolist()
+    assert colours[0, :, 0, 1].tolist() == PALETTE[torso].tolist()  # the invented forearm pixel is torso
+    assert (colours[0, :, 0, 2:] == 7).all()  # not an arm in either: the segmentation's soft colour
+    colours, mixed = module.mix_colours_and_labels(soft, labels, truth, np.zeros(0, np.uint8), "argmax")
+    assert np.array_equal(mixed, labels) and np.array_equal(colours[0].transpose(1, 2, 0), PALETTE[labels[0]])
+    right_forearm, right_leg = PART_NAMES.index("right_lower_arm"), PART_NAMES.index("right_upper_leg")
+    swapped = np.array([[[right_forearm, torso, right_leg, head]]], np.uint8)  # the forearm on the wrong side
+    colours, mixed = module.mix_colours_and_labels(soft, swapped, truth, np.zeros(0, np.uint8), "expected", True)
+    assert mixed.tolist() == [[[left_forearm, torso, right_leg, head]]]  # only the side is put right
+    assert colours[0, :, 0, 0].tolist() == PALETTE[left_forearm].tolist() and (colours[0, :, 0, 1:] == 7).all()
+    dataset = write_tiny_dataset(tmp_path / "dataset.zarr", num_frames=5, seed=0)
+    truth = open_dataset(dataset).read_part_labels(np.arange(5))
+    assert np.isin(truth, arms).any()
+
+    def torso_everywhere(start, stop):
+        return (
+            np.full((stop - start, 3, *truth.shape[1:]), 9, np.uint8),
+            np.full((stop - start, *truth.shape[1:]), torso, np.uint8),
+            np.arange(start, stop) % 2,
+        )
+
+    store = tmp_path / "segmentation.zarr"
+    write_segmentation(store, "test", open_dataset(dataset).frame_ids(), truth.shape[1:], torso_everywhere)
+    module.remix(store, dataset, arms, "expected")
+    mixed = open_segmentation(store, open_dataset(dataset))
+    rows = np.arange(5)
+    on_arms = np.isin(truth, arms)
+    assert np.array_equal(mixed.read_labels(rows), np.where(on_arms, truth, torso))
+    assert (mixed.read_encoded(rows).transpose(0, 2, 3, 1)[~on_arms] == 9).all()
+    assert mixed.fold.tolist() == [0, 1, 0, 1, 0]
+    coarse = tmp_path / "coarse.zarr"  # --side 4: the arms as a perfect 4 x 4 segmenter gives them
+    write_segmentation(coarse, "test", open_dataset(dataset).frame_ids(), truth.shape[1:], torso_everywhere)
+    module.remix(coarse, dataset, arms, "expected", side=4)
+    blurred = coarse_labels(truth, 4)
+    expected = np.where(np.isin(blurred, arms), blurred, torso)
+    assert np.array_equal(open_segmentation(coarse).read_labels(rows), expected)
+    assert not np.array_equal(expected, mixed.read_labels(rows))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["coarse.zarr", "dataset.zarr", "segmentation.zarr"]
+
+
+def test_the_oracles_iou_per_part_counts_sides_taken_for_each_other_once_merged(tmp_path, monkeypatch):
+    """A segmentation that is the truth with every left and right part exchanged: IoU 0 for each lateral part
+    present, 1 for the rest, and 1 for every part once left and right are merged (the right parts then NaN)."""
+    module = benchmark_module("segmentation_oracle.py", monkeypatch)
+    for stage in ("dataset", "segmentation"):
+        (tmp_path / stage).mkdir()
+    dataset = open_dataset(write_tiny_dataset(tmp_path / "dataset/test.zarr", num_frames=4, seed=0))
+    truth = dataset.read_part_labels(np.arange(4))
+    exchange = np.array([PART_NAMES.index(n.replace("left_", "L").replace("right_", "left_").replace("L", "right_"))
+                         for n in PART_NAMES], np.uint8)  # fmt: skip
+    write_segmentation(tmp_path / "segmentation/test.zarr", "test", dataset.frame_ids(), dataset.frame_size,
+                       lambda a, b: (np.zeros((b - a, 3, *truth.shape[1:]), np.uint8), exchange[truth[a:b]],
+                                     np.zeros(b - a, np.int64)))  # fmt: skip
+    iou, _ = module.part_iou(tmp_path, "test")
+    present = np.unique(truth)
+    lateral = [i for i in present if PART_NAMES[i].startswith(("left_", "right_"))]
+    assert lateral and all(iou[i] == 0 for i in lateral)
+    assert all(iou[i] == 1 for i in present if i not in lateral)
+    merged, mean = module.part_iou(tmp_path, "test", merge_sides=True)
+    assert mean == 1 and np.isnan(merged[[i for i, n in enumerate(PART_NAMES) if n.startswith("right_")]]).all()
+    row = module.iou_row(merged)
+    assert list(row) == list(module.IOU_COLUMNS)
 
 
 def test_the_limb_segmenter_samples_and_pastes_where_the_patches_lie(monkeypatch):
