@@ -12,7 +12,9 @@ prints both segmentations' mean IoU against those labels and the two runs' claim
 effect the segmentation stage's quality holds back.
 
 Run:  .venv/bin/python benchmarks/segmentation_oracle.py RUN --workdir DIR [--side S | --from OTHER_RUN]
-          [--truth-parts PARTS] [--encoding argmax] [--splits train,test] [--cores 2] [-- snakemake args]
+          [--truth-parts PARTS] [--truth-sides] [--encoding argmax] [--splits train,test] [--cores 2]
+          [-- snakemake args]
+      .venv/bin/python benchmarks/segmentation_oracle.py RUN --score-only
 
 ``--splits train`` or ``--splits test``: only that split's segmentation is replaced (an updater trained on a perfect
 segmentation of the training subjects and refining with the stage's, or the other way round).
