@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from patchpose.dataset_format import open_dataset
-from patchpose.evaluation.frame_errors import frame_errors_of_file
+from patchpose.evaluation.frame_errors import compute_frame_errors
 from patchpose.keypoints2d.stage import read_predictions
 from patchpose.poses3d.loading import load_for_store
 from patchpose.segmentation.store import open_segmentation
@@ -97,8 +97,9 @@ def facing_table(results: Path, names: list[str]) -> tuple[float, list[tuple]]:
     swapped = left_right_swapped(joints_2d, store.joints_2d)
     rows = []
     for name in names:
-        angles = facing_angles(load_for_store(results / name / PREDICTIONS, store), truth)
-        errors = frame_errors_of_file(results / name / PREDICTIONS, store)
+        poses = load_for_store(results / name / PREDICTIONS, store)
+        angles = facing_angles(poses, truth)
+        errors = compute_frame_errors(poses, store, origin=f"{results / name / PREDICTIONS} against {store.path}")
         groups = {group: float(errors.joint_errors_mm[:, [H36M.joint_index(j) for j in joints]].mean())
                   for group, joints in JOINT_GROUPS.items()}  # fmt: skip
         split = [float(errors.mpjpe_mm[rows_].mean()) if rows_.any() else math.nan for rows_ in (swapped, ~swapped)]

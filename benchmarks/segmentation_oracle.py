@@ -68,6 +68,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from patchpose.augment import PART_FLIP
 from patchpose.dataset_format import open_dataset
 from patchpose.parts import PART_NAMES, encode_labels
 from patchpose.segmentation.evaluate import confusion_counts, iou_from_counts
@@ -122,14 +123,14 @@ def results_directory(run: Path) -> Path:
     return results
 
 
-# each part id -> the id of its left counterpart (itself for background, head and torso)
-LEFT_FOR_RIGHT = np.array([PART_NAMES.index(name.replace("right_", "left_")) for name in PART_NAMES], np.uint8)
+# each part id -> one id shared with its mirror image (``PART_FLIP``): the lower of the two, so the left part's
+SIDELESS = np.minimum(np.arange(len(PART_FLIP)), PART_FLIP).astype(np.uint8)
 
 
 def part_iou(results: Path, split: str, merge_sides: bool = False) -> tuple[np.ndarray, float]:
     """IoU per part and their mean, of the run's segmentation of ``split`` against the dataset's part labels; with
-    ``merge_sides`` a right part counts as its left counterpart in both (``LEFT_FOR_RIGHT``: left and right taken
-    for each other is no mistake; the right parts' IoU is then NaN)."""
+    ``merge_sides`` a right part counts as its left counterpart in both (``SIDELESS``: left and right taken for
+    each other is no mistake; the right parts' IoU is then NaN)."""
     dataset = open_dataset(results / "dataset" / f"{split}.zarr")
     segmentation = open_segmentation(results / "segmentation" / f"{split}.zarr", dataset)
     counts = 0
@@ -137,7 +138,7 @@ def part_iou(results: Path, split: str, merge_sides: bool = False) -> tuple[np.n
         rows = np.arange(start, min(start + 256, dataset.num_frames))
         predicted, truth = segmentation.read_labels(rows), dataset.read_part_labels(rows)
         if merge_sides:
-            predicted, truth = LEFT_FOR_RIGHT[predicted], LEFT_FOR_RIGHT[truth]
+            predicted, truth = SIDELESS[predicted], SIDELESS[truth]
         counts = counts + confusion_counts(predicted, truth)
     return iou_from_counts(counts)
 
@@ -203,11 +204,11 @@ def swap_in(store: Path, source: Path, dataset_path: Path) -> None:
 def mix_colours_and_labels(encoded, labels, truth, parts, encoding, sides=False):
     """One batch of the store ``remix`` writes: (B, 3, H, W) colours and (B, H, W) labels. Where ``truth`` or
     ``labels`` is one of ``parts`` (ids; may be empty), the true label and its palette colour; elsewhere the
-    segmentation's. With ``sides``, also where ``labels`` is the true part on the other side (``LEFT_FOR_RIGHT``).
+    segmentation's. With ``sides``, also where ``labels`` is the true part's mirror image (``PART_FLIP``).
     With ``encoding`` ``argmax`` every colour is its pixel's label's palette colour."""
     labels = np.asarray(labels)
     if sides:
-        other_side = (LEFT_FOR_RIGHT[labels] == LEFT_FOR_RIGHT[truth]) & (labels != truth)
+        other_side = (PART_FLIP[labels] == truth) & (labels != truth)
         labels = np.where(other_side, truth, labels).astype(np.uint8)
         encoded = np.where(other_side[:, None], encode_labels(truth).transpose(0, 3, 1, 2), encoded)
     if len(parts):

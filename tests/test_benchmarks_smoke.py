@@ -16,6 +16,7 @@ import pytest
 import torch
 import yaml
 
+from patchpose.augment import PART_FLIP
 from patchpose.config import ConfigError, load_config, validate_config
 from patchpose.dataset_format import open_dataset
 from patchpose.keypoints2d.settings import fold_settings
@@ -489,10 +490,8 @@ def test_the_oracles_iou_per_part_counts_sides_taken_for_each_other_once_merged(
         (tmp_path / stage).mkdir()
     dataset = open_dataset(write_tiny_dataset(tmp_path / "dataset/test.zarr", num_frames=4, seed=0))
     truth = dataset.read_part_labels(np.arange(4))
-    exchange = np.array([PART_NAMES.index(n.replace("left_", "L").replace("right_", "left_").replace("L", "right_"))
-                         for n in PART_NAMES], np.uint8)  # fmt: skip
     write_segmentation(tmp_path / "segmentation/test.zarr", "test", dataset.frame_ids(), dataset.frame_size,
-                       lambda a, b: (np.zeros((b - a, 3, *truth.shape[1:]), np.uint8), exchange[truth[a:b]],
+                       lambda a, b: (np.zeros((b - a, 3, *truth.shape[1:]), np.uint8), PART_FLIP[truth[a:b]],
                                      np.zeros(b - a, np.int64)))  # fmt: skip
     iou, _ = module.part_iou(tmp_path, "test")
     present = np.unique(truth)
