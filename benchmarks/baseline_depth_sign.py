@@ -20,9 +20,15 @@ and the share of frames where it is off by more than 90 degrees (a person facing
 or the other way), beside the mean error of each joint group (protocol 1, mm): where a refinement's gain lies.
 It also splits each file's MPJPE between the frames whose keypoints2d joints are nearer the truth with left and
 right exchanged (the 2D stage took one side for the other) and the rest, and prints that share of frames.
+Then a table of left and right taken for each other, by the view (the true body's front against the direction to
+the camera): the share of frames whose keypoints2d joints are exchanged, and of frames whose segmentation gives more
+of the true left and right parts' pixels to the other side's part than to their own, each also on the frames with
+exchanged joints and on the rest (whether the two stages err on the same frames). ``--sides-from RUN`` adds another
+finished run's keypoints2d and segmentation of the same test frames (another network: whether the frames are the
+image's or one network's).
 
 Run:  .venv/bin/python benchmarks/baseline_depth_sign.py [--results results/synthetic] [--brighter-end] [--facing]
-          [NAME ...]
+          [--sides-from RUN] [NAME ...]
 
 NAME: prediction files under the results directory, relative to it, without ``/test_poses_3d.npz``
 (default: every ``baselines/<name>`` that has one, then every ``refined/<baseline>/<variant>``).
@@ -36,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
+from patchpose.augment import PART_FLIP
 from patchpose.dataset_format import open_dataset
 from patchpose.evaluation.frame_errors import compute_frame_errors
 from patchpose.keypoints2d.stage import read_predictions
@@ -60,6 +67,8 @@ JOINT_GROUPS = {
     "elbows": ("left_elbow", "right_elbow"),
     "wrists": ("left_wrist", "right_wrist"),
 }
+# (name, low, high): degrees between the body's front and the direction to the camera (``camera_view_angles``).
+VIEWS = (("front", 0, 45), ("front-side", 45, 80), ("side", 80, 100), ("back-side", 100, 135), ("back", 135, 180))
 
 
 def facing(poses) -> np.ndarray:
@@ -85,6 +94,73 @@ def left_right_swapped(predicted_2d, truth_2d) -> np.ndarray:
     as_given = np.linalg.norm(predicted_2d - truth_2d, axis=-1).mean(axis=1)
     exchanged = np.linalg.norm(predicted_2d[:, H36M.flip_permutation] - truth_2d, axis=-1).mean(axis=1)
     return exchanged < as_given
+
+
+def camera_view_angles(truth) -> np.ndarray:
+    """(N,) degrees between the body's front and the direction from its pelvis to the camera centre, 0..180: 0 faces
+    the camera, 180 turns its back to it. ``truth``: (N, 17, 3) camera-frame poses with their true root (the ground
+    truth; the root sets the ray). The front is ``-facing``: that normal points out of the back (body frames face
+    +y with the left at -x, ``patchpose.synthetic.kinematics``, so up x (left - right) = -y)."""
+    truth = np.asarray(truth, dtype=np.float64)
+    to_camera = -truth[:, 0] / np.maximum(np.linalg.norm(truth[:, 0], axis=1, keepdims=True), 1e-9)
+    return np.degrees(np.arccos(np.clip((-facing(truth) * to_camera).sum(axis=1), -1.0, 1.0)))
+
+
+def labels_sides_exchanged(predicted, truth) -> np.ndarray:
+    """(N,) bool: of the pixels that the truth gives a left or right part, more are given the same part of the other
+    side (``patchpose.augment.PART_FLIP``) than their own part. (N, H, W) part labels each."""
+    predicted, truth = np.asarray(predicted), np.asarray(truth)
+    other = PART_FLIP[truth]
+    lateral = other != truth
+    own = ((predicted == truth) & lateral).sum(axis=(1, 2))
+    return ((predicted == other) & lateral).sum(axis=(1, 2)) > own
+
+
+def _groups(angles, reference) -> list[np.ndarray]:
+    """Masks of every frame, of each of ``VIEWS`` (its upper bound open but for the last), of ``reference``, of the
+    rest."""
+    angles, reference = np.asarray(angles), np.asarray(reference, bool)
+    views = [(angles >= low) & ((angles < high) | (high == VIEWS[-1][2])) for _, low, high in VIEWS]
+    return [np.ones(len(reference), bool), *views, reference, ~reference]
+
+
+def sides_row(flags, angles, reference) -> list[float]:
+    """Shares of frames with ``flags``: over all, within each of ``VIEWS`` (by ``angles``), on the frames with
+    ``reference`` and on the rest (nan where a group is empty)."""
+    flags = np.asarray(flags, bool)
+    return [float(flags[group].mean()) if group.any() else math.nan for group in _groups(angles, reference)]
+
+
+def sides_lines(sources: list[tuple[str, np.ndarray]], angles, reference_name: str) -> list[str]:
+    """The table of ``sides_row`` per (name, flags) source against the first source's flags (``reference_name``
+    names them), with the frame count of each group."""
+    reference = np.asarray(sources[0][1], bool)
+    header = ["all", *(name for name, _, _ in VIEWS), f"on {reference_name}", "on the rest"]
+    width = max(len(name) for name, _ in sources) + 2
+    counts = [int(group.sum()) for group in _groups(angles, reference)]
+    cell = max(len(label) for label in header) + 2
+    lines = [f"{'':{width}s}" + "".join(f"{label:>{cell}s}" for label in header),
+             f"{'(frames)':{width}s}" + "".join(f"{count:>{cell}d}" for count in counts)]  # fmt: skip
+    for name, flags in sources:
+        shares = sides_row(flags, angles, reference)
+        lines.append(f"{name:{width}s}" + "".join(f"{_percent(share):>{cell}s}" for share in shares))
+    return lines
+
+
+def sides_table(results: Path, others: list[Path]) -> tuple[np.ndarray, list[tuple[str, np.ndarray]]]:
+    """The test frames' ``camera_view_angles`` and (name, flags) for this run's keypoints2d (``left_right_swapped``)
+    and segmentation (``labels_sides_exchanged``), then each other run's of the same frames."""
+    store = open_dataset(results / "dataset/test.zarr")
+    rows, truth_labels = np.arange(store.num_frames), None
+    sources = []
+    for label, run in [("this run", results), *((str(other), other) for other in others)]:
+        joints = read_predictions(run / "keypoints2d/test_joints_2d.npz", store)
+        sources.append((f"keypoints2d ({label})", left_right_swapped(joints, store.joints_2d)))
+        if store.has_part_labels:
+            truth_labels = store.read_part_labels(rows) if truth_labels is None else truth_labels
+            labels = open_segmentation(run / "segmentation/test.zarr", store).read_labels(rows)
+            sources.append((f"segmentation ({label})", labels_sides_exchanged(labels, truth_labels)))
+    return camera_view_angles(store.joints_3d), sources
 
 
 def facing_table(results: Path, names: list[str]) -> tuple[float, list[tuple]]:
@@ -157,6 +233,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=Path("results/synthetic"), help="a finished run's results")
     parser.add_argument("--brighter-end", action="store_true", help="also score the fixed brighter-end rule")
     parser.add_argument("--facing", action="store_true", help="also the torso's facing and each joint group's error")
+    parser.add_argument("--sides-from", type=Path, action="append", default=[], metavar="RUN",
+                        help="with --facing: also another finished run's sides (its results/<dataset>)")  # fmt: skip
     parser.add_argument("names", nargs="*", help="prediction files' directories relative to --results")
     args = parser.parse_args()
     names = args.names or _default_names(args.results)
@@ -186,6 +264,11 @@ def main() -> None:
         for name, median, flipped, groups, on_swapped, on_rest in rows:
             cells = [f"{median:>11.1f}", f"{_percent(flipped):>11s}", *(f"{groups[g]:>11.1f}" for g in JOINT_GROUPS)]
             print(f"{name:40s}" + "".join(cells) + f"{on_swapped:>11.1f}{on_rest:>11.1f}")
+        angles, sources = sides_table(args.results, args.sides_from)
+        print("left and right taken for each other: the share of test frames, by the view (the true body's front")
+        print("against the direction to the camera, degrees: front 0-45, side 80-100, back 135-180), and on the frames")
+        print("whose keypoints2d joints (this run's) are exchanged and on the rest")
+        print("\n".join(sides_lines(sources, angles, "exchanged")))
 
 
 if __name__ == "__main__":

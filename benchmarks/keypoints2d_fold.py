@@ -11,9 +11,16 @@ every ``--every``-th frame of the subjects the model trained on as well: whether
 (low on both) or by carrying over to new people (high on the seen subjects alone). For choosing keypoints2d and
 part head settings (README "What holds the paper's effect back": the updaters need a better segmentation).
 
+Each scored set also gets its left and right taken for each other (``baseline_depth_sign.py``'s table): the share
+of frames whose 2D joints lie nearer the truth with left and right exchanged, and of frames whose part labels give
+more of the true left and right parts' pixels to the other side, over all and by the view (the true body's front
+against the direction to the camera), and on the frames with exchanged joints and the rest. ``--model PATH``
+scores a fold model file that exists (a finished run's ``keypoints2d/models/fold0.pt``: the reference a variant
+is set against) instead of training one.
+
 Run:  .venv/bin/python benchmarks/keypoints2d_fold.py --dataset results/synthetic/dataset/train.zarr
           [--configfile config.yaml] [--set model.features=64 --set training.epochs=12] [--fold 0] [--every 8]
-          [--threads 2] [--keep DIR] [--seen]
+          [--threads 2] [--keep DIR] [--seen] [--model PATH]
 
 ``--set KEY=VALUE``: a key of the config's ``keypoints2d`` block, dotted (``training.epochs``), the value read as
 YAML; the changed config is validated like any other. With the default config, fold 0 (S1 and S7 held out) takes
@@ -27,6 +34,7 @@ import copy
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +55,8 @@ from patchpose.segmentation.evaluate import confusion_counts, iou_from_counts
 from patchpose.training import load_torch
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from baseline_depth_sign import camera_view_angles, labels_sides_exchanged, left_right_swapped, sides_lines  # noqa: E402
 
 
 def apply_settings(config: dict, assignments: list[str]) -> dict:
@@ -68,25 +78,41 @@ def apply_settings(config: dict, assignments: list[str]) -> dict:
     return validate_config(config)
 
 
+@dataclass(frozen=True)
+class FoldScore:
+    """A fold model on some frames: mean 2D error (crop px); the part head's confusion counts (None without one);
+    per frame, whether its 2D joints are ``left_right_swapped`` and its part labels ``labels_sides_exchanged``
+    (None without a part head)."""
+
+    error_px: float
+    counts: np.ndarray | None
+    joints_exchanged: np.ndarray
+    labels_exchanged: np.ndarray | None
+
+
 @torch.no_grad()
-def score(model_path: Path, store, rows: np.ndarray, batch_size: int = 64) -> tuple[float, np.ndarray | None]:
-    """Mean 2D error (crop px) over ``rows`` and the part head's confusion counts (None without a part head)."""
+def score(model_path: Path, store, rows: np.ndarray, batch_size: int = 64) -> FoldScore:
+    """``FoldScore`` of the model file ``model_path`` on the store's ``rows``."""
     payload = load_torch(model_path)
     model = build_model(payload["model_settings"])
     model.load_state_dict(payload["model"])
     model.eval()
     size, side = payload["model_settings"]["input_size"], store.crop_side()
-    errors, counts = [], None
+    errors, counts, joints_exchanged, labels_exchanged = [], None, [], []
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         heatmaps, parts = model(to_unit_float(load_frames(store, batch, size), torch.device("cpu")))
         joints = unit_to_pixels(soft_argmax(heatmaps[-1]).numpy(), side)
         errors.append(np.linalg.norm(joints - store.joints_2d[batch], axis=-1).mean(axis=1))
+        joints_exchanged.append(left_right_swapped(joints, store.joints_2d[batch]))
         if parts is not None:
             logits = F.interpolate(parts.float(), size=store.frame_size, mode="bilinear", align_corners=False)
-            found = confusion_counts(logits.argmax(dim=1).numpy(), store.read_part_labels(batch))
+            predicted, truth = logits.argmax(dim=1).numpy(), store.read_part_labels(batch)
+            found = confusion_counts(predicted, truth)
             counts = found if counts is None else counts + found
-    return float(np.concatenate(errors).mean()), counts
+            labels_exchanged.append(labels_sides_exchanged(predicted, truth))
+    return FoldScore(float(np.concatenate(errors).mean()), counts, np.concatenate(joints_exchanged),
+                     None if counts is None else np.concatenate(labels_exchanged))  # fmt: skip
 
 
 def main() -> None:
@@ -99,6 +125,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="a new directory to keep the model file in")
     parser.add_argument("--seen", action="store_true", help="also score the subjects the model trained on")
+    parser.add_argument("--model", type=Path, help="score this fold model file instead of training one")
     args = parser.parse_args()
     try:
         config = apply_settings(load_config(args.configfile), args.assignments)
@@ -114,6 +141,15 @@ def main() -> None:
         raise SystemExit(f"--every {args.every}: must be at least 1")
     if args.keep is not None and args.keep.exists():
         raise SystemExit(f"--keep {args.keep}: exists; give a new directory")
+    if args.model is not None:
+        if args.assignments or args.keep is not None:
+            raise SystemExit("--model scores a model file as it is: give it without --set and --keep")
+        if not args.model.is_file():
+            raise SystemExit(f"--model {args.model}: missing (a keypoints2d fold model file)")
+        trained = load_torch(args.model)
+        if trained.get("fold") != args.fold or trained.get("k") != k:
+            raise SystemExit(f"--model {args.model}: fold {trained.get('fold')} of {trained.get('k')}, "
+                             f"expected fold {args.fold} of {k} (--fold, folds.k)")  # fmt: skip
     assignment = assign_folds(store.subjects, k)
     held_out = sorted(subject for subject, fold in assignment.items() if fold == args.fold)
     seen = sorted(subject for subject, fold in assignment.items() if fold != args.fold)
@@ -123,28 +159,35 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch) if args.keep is None else args.keep
         directory.mkdir(parents=True, exist_ok=True)
-        model_path = directory / f"fold{args.fold}.pt"
+        model_path = args.model or directory / f"fold{args.fold}.pt"
         started = time.perf_counter()
-        train_fold(args.dataset, args.fold, k, settings, config["seed"], model_path, directory / "checkpoint.pt",
-                   args.threads)  # fmt: skip
+        if args.model is None:
+            train_fold(args.dataset, args.fold, k, settings, config["seed"], model_path,
+                       directory / "checkpoint.pt", args.threads)  # fmt: skip
         seconds = time.perf_counter() - started
         torch.set_num_threads(args.threads)
-        scores = [(f"held out {' '.join(held_out)}", rows, *score(model_path, store, rows))]
+        scores = [(f"held out {' '.join(held_out)}", rows, score(model_path, store, rows))]
         if args.seen:
-            scores.append((f"seen (trained on) {' '.join(seen)}", seen_rows, *score(model_path, store, seen_rows)))
+            scores.append((f"seen (trained on) {' '.join(seen)}", seen_rows, score(model_path, store, seen_rows)))
     print(f"settings changed: {' '.join(args.assignments) or 'none'}")
     print(f"fold {args.fold} of {k}, held out {' '.join(held_out)}: {len(rows)} frames scored (every {args.every})")
-    print(f"training: {seconds:.0f} s on {args.threads} threads")
-    for name, scored, error, counts in scores:
+    print(f"training: {seconds:.0f} s on {args.threads} threads" if args.model is None
+          else f"training: none, the model file {args.model}")  # fmt: skip
+    for name, scored, result in scores:
         if len(scores) > 1:
             print(f"{name} ({len(scored)} frames):")
-        print(f"2D mean error: {error:.2f} px")
-        if counts is None:
+        print(f"2D mean error: {result.error_px:.2f} px")
+        if result.counts is None:
             print("segmentation: no part head (segmentation.network is not keypoints2d)")
         else:
-            iou, mean = iou_from_counts(counts)
+            iou, mean = iou_from_counts(result.counts)
             print(f"segmentation mean IoU: {mean:.3f}")
             print("  ".join(f"{name} {value:.2f}" for name, value in zip(PART_NAMES, iou, strict=True)))
+        sources = [("2D joints", result.joints_exchanged)]
+        if result.labels_exchanged is not None:
+            sources.append(("part labels", result.labels_exchanged))
+        print("left and right exchanged, share of frames, by the view (degrees from facing the camera):")
+        print("\n".join(sides_lines(sources, camera_view_angles(store.joints_3d[scored]), "exchanged 2D")))
 
 
 if __name__ == "__main__":

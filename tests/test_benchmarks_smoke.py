@@ -240,6 +240,78 @@ def test_the_facing_benchmark_measures_the_torsos_turn_and_each_joint_groups_err
     assert np.isclose(table["baselines/wrist"][0], 0, atol=0.1)  # a wrist does not turn the torso
 
 
+def test_the_sides_benchmark_reads_the_view_and_which_frames_took_left_for_right(tmp_path, monkeypatch):
+    """A hand-built body on the optical axis facing the camera reads 0 degrees, turned about its up axis by 30, 90 and
+    180 degrees reads those, and 45 degrees off the axis 45 and 135; part labels with most lateral pixels given the
+    other side are exchanged, a few are not, a frame without lateral parts is not; the shares per view and against a
+    reference are the hand-counted ones; and a run's and another run's keypoints2d and segmentation are read frame
+    by frame."""
+    module = benchmark_module("baseline_depth_sign.py", monkeypatch)
+    index = H36M.joint_index
+    front, up = np.array([0.0, 0.0, -1.0]), np.array([0.0, -1.0, 0.0])  # camera frame: toward the camera, y down
+    assert np.cross(up, front) @ [1.0, 0.0, 0.0] == 1  # its left (up x front) on the image's right
+
+    def body(turn_degrees):
+        angle = np.radians(turn_degrees)
+        turned_front = np.cos(angle) * front + np.sin(angle) * np.cross(up, front)
+        turned_left = np.cross(up, turned_front)
+        pose = np.zeros((17, 3)) + [0.0, 0.0, 5000.0]
+        pose[index("thorax")] += 500 * up
+        for name, height in (("shoulder", 500), ("hip", 0)):
+            pose[index(f"left_{name}")] += height * up + 150 * turned_left
+            pose[index(f"right_{name}")] += height * up - 150 * turned_left
+        return pose
+
+    poses = np.stack([body(degrees) for degrees in (0, 30, 90, 180)])
+    assert np.allclose(module.camera_view_angles(poses), [0, 30, 90, 180], atol=1e-6)
+    off_axis = poses + [5000.0, 0.0, 0.0]  # 45 degrees to the side of the camera: facing -z is 45 degrees off
+    assert np.allclose(module.camera_view_angles(off_axis)[[0, 3]], [45, 135], atol=1e-6)
+
+    lu, ru = PART_NAMES.index("left_upper_arm"), PART_NAMES.index("right_upper_arm")
+    truth = np.zeros((3, 2, 4), np.int64)
+    truth[:2, 0], truth[:2, 1] = lu, ru  # four pixels of each side
+    predicted = truth.copy()
+    predicted[0, 0, :3] = ru  # three of eight given the other side: not exchanged
+    predicted[1] = PART_FLIP[truth[1]]  # every one: exchanged
+    predicted[2] = lu  # no lateral part in the truth: not exchanged
+    assert module.labels_sides_exchanged(predicted, truth).tolist() == [False, True, False]
+
+    flags = np.array([1, 0, 1, 1, 0, 0], bool)
+    angles = np.array([10, 20, 90, 170, 180, 60.0])
+    reference = np.array([1, 1, 0, 0, 0, 0], bool)
+    row = module.sides_row(flags, angles, reference)
+    assert row[0] == pytest.approx(0.5) and row[1] == pytest.approx(0.5)  # all; front: frames 0 and 1
+    assert row[2] == 0 and row[3] == 1 and np.isnan(row[4])  # front-side: frame 5; side: frame 2; back-side: none
+    assert row[5] == pytest.approx(0.5)  # back: frames 3 and 4 (180 inclusive)
+    assert row[6] == pytest.approx(0.5) and row[7] == pytest.approx(0.5)  # on the reference, on the rest
+    lines = module.sides_lines([("2D", reference), ("parts", flags)], angles, "exchanged")
+    assert lines[1].split() == ["(frames)", "6", "2", "1", "1", "0", "2", "2", "4"]
+    assert lines[3].split()[:2] == ["parts", "50.0%"] and lines[3].split()[5] == "-"
+
+    for run in ("a", "b"):
+        for stage in ("dataset", "segmentation", "keypoints2d"):
+            (tmp_path / run / stage).mkdir(parents=True)
+    store = open_dataset(write_tiny_dataset(tmp_path / "a/dataset/test.zarr", 10, (64, 64), split="test", seed=3))
+    labels = store.read_part_labels(np.arange(10))
+    assert (PART_FLIP[labels] != labels).any(axis=(1, 2)).all()  # every frame shows a lateral part
+    for run, joints_rows, label_rows in (("a", [1, 4, 7], [4, 7, 8]), ("b", [2], [2, 3])):
+        joints = np.array(store.joints_2d)
+        joints[joints_rows] = joints[joints_rows][:, H36M.flip_permutation]
+        np.savez(tmp_path / run / "keypoints2d/test_joints_2d.npz", joints_2d=joints, fold=np.zeros(10, np.int64),
+                 frame_ids=np.array(store.frame_ids()), split=np.array("test"))  # fmt: skip
+        given = labels.copy()
+        given[label_rows] = PART_FLIP[given[label_rows]]
+        write_segmentation(tmp_path / run / "segmentation/test.zarr", "test", store.frame_ids(), store.frame_size,
+                           lambda a, b, given=given: (np.zeros((b - a, 3, 64, 64), np.uint8), given[a:b],
+                                                      np.zeros(b - a, np.int64)))  # fmt: skip
+    angles, sources = module.sides_table(tmp_path / "a", [tmp_path / "b"])
+    assert np.allclose(angles, module.camera_view_angles(store.joints_3d))
+    other = tmp_path / "b"
+    assert [name for name, _ in sources] == ["keypoints2d (this run)", "segmentation (this run)",
+                                             f"keypoints2d ({other})", f"segmentation ({other})"]  # fmt: skip
+    assert [np.flatnonzero(flags).tolist() for _, flags in sources] == [[1, 4, 7], [4, 7, 8], [2], [2, 3]]
+
+
 def test_the_depth_sign_benchmark_reads_the_rule_off_each_pairing_of_parts_and_joints(tmp_path, monkeypatch):
     """Predicted 2D = the ground truth, predicted segmentation = all background: the rule with the predicted
     parts scores no limb, with the ground-truth parts the same limbs whichever 2D it is given."""
@@ -353,13 +425,29 @@ def test_the_keypoints2d_fold_benchmark_trains_the_stage_model_of_its_settings(t
     count, seen_count = len(np.flatnonzero(held_out)[::2]), len(np.flatnonzero(~held_out)[::2])
     assert lines[0] == "settings changed: model.part_head_channels=4"
     assert lines[1] == f"fold 1 of 2, held out S9: {count} frames scored (every 2)"
-    assert lines[3] == f"held out S9 ({count} frames):" and lines[7] == f"seen (trained on) S1 ({seen_count} frames):"
-    for block in (lines[4:7], lines[8:11]):
+    assert lines[3] == f"held out S9 ({count} frames):" and lines[12] == f"seen (trained on) S1 ({seen_count} frames):"
+    for block in (lines[4:12], lines[13:21]):
         assert block[0].startswith("2D mean error: ") and block[1].startswith("segmentation mean IoU: ")
         assert block[2].split()[::2] == list(PART_NAMES)
         assert all(np.isnan(value) or 0 <= value <= 1 for value in map(float, block[2].split()[1::2]))
-    error, _ = module.score(tmp_path / "kept/fold1.pt", open_dataset(store), np.flatnonzero(~held_out)[::2])
-    assert lines[8] == f"2D mean error: {error:.2f} px"  # the seen subjects' own frames
+        assert block[3].startswith("left and right exchanged") and block[4].split()[:2] == ["all", "front"]
+        assert block[6].startswith("2D joints") and block[7].startswith("part labels")
+    seen_rows = np.flatnonzero(~held_out)[::2]
+    result = module.score(tmp_path / "kept/fold1.pt", open_dataset(store), seen_rows)
+    assert lines[13] == f"2D mean error: {result.error_px:.2f} px"  # the seen subjects' own frames
+    assert lines[18].split()[1] == f"{len(seen_rows)}"
+    assert lines[19].split()[2] == f"{100 * result.joints_exchanged.mean():.1f}%"  # after "2D joints"
+    assert lines[20].split()[2] == f"{100 * result.labels_exchanged.mean():.1f}%"  # after "part labels"
+    again = [sys.executable, str(REPO / "benchmarks" / "keypoints2d_fold.py"), "--dataset", str(store), "--configfile",
+             str(tmp_path / "config.yaml"), "--fold", "1", "--every", "2", "--threads", "1", "--seen",
+             "--model", str(tmp_path / "kept/fold1.pt")]  # fmt: skip
+    scored = subprocess.run(again, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert scored.returncode == 0, scored.stderr
+    assert scored.stdout.splitlines()[2] == f"training: none, the model file {tmp_path / 'kept/fold1.pt'}"
+    assert scored.stdout.splitlines()[3:] == lines[3:]  # the kept model scored as it is: the same figures
+    refused = subprocess.run(again + ["--set", "training.epochs=2"], cwd=REPO, capture_output=True, text=True,
+                             timeout=300)  # fmt: skip
+    assert refused.returncode != 0 and "without --set and --keep" in refused.stderr
     settings = fold_settings(module.apply_settings(load_config(tmp_path / "config.yaml"),
                                                           ["model.part_head_channels=4"]))  # fmt: skip
     assert settings["model"]["part_head_channels"] == 4
