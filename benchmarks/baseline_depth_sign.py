@@ -151,13 +151,13 @@ def sides_table(results: Path, others: list[Path]) -> tuple[np.ndarray, list[tup
     """The test frames' ``camera_view_angles`` and (name, flags) for this run's keypoints2d (``left_right_swapped``)
     and segmentation (``labels_sides_exchanged``), then each other run's of the same frames."""
     store = open_dataset(results / "dataset/test.zarr")
-    rows, truth_labels = np.arange(store.num_frames), None
+    rows = np.arange(store.num_frames)
+    truth_labels = store.read_part_labels(rows) if store.has_part_labels else None
     sources = []
     for label, run in [("this run", results), *((str(other), other) for other in others)]:
         joints = read_predictions(run / "keypoints2d/test_joints_2d.npz", store)
         sources.append((f"keypoints2d ({label})", left_right_swapped(joints, store.joints_2d)))
-        if store.has_part_labels:
-            truth_labels = store.read_part_labels(rows) if truth_labels is None else truth_labels
+        if truth_labels is not None:
             labels = open_segmentation(run / "segmentation/test.zarr", store).read_labels(rows)
             sources.append((f"segmentation ({label})", labels_sides_exchanged(labels, truth_labels)))
     return camera_view_angles(store.joints_3d), sources
