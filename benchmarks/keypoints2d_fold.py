@@ -80,10 +80,11 @@ def apply_settings(config: dict, assignments: list[str]) -> dict:
 
 @dataclass(frozen=True)
 class FoldScore:
-    """A fold model on some frames: mean 2D error (crop px); the part head's confusion counts (None without one);
-    per frame, whether its 2D joints are ``left_right_swapped`` and its part labels ``labels_sides_exchanged``
-    (None without a part head)."""
+    """A fold model on some frames: its 2D joints (N, 17, 2) in crop px and their mean error; the part head's
+    confusion counts (None without one); per frame, whether its 2D joints are ``left_right_swapped`` and its part
+    labels ``labels_sides_exchanged`` (None without a part head)."""
 
+    joints: np.ndarray
     error_px: float
     counts: np.ndarray | None
     joints_exchanged: np.ndarray
@@ -98,12 +99,12 @@ def score(model_path: Path, store, rows: np.ndarray, batch_size: int = 64) -> Fo
     model.load_state_dict(payload["model"])
     model.eval()
     size, side = payload["model_settings"]["input_size"], store.crop_side()
-    errors, counts, joints_exchanged, labels_exchanged = [], None, [], []
+    found_joints, counts, joints_exchanged, labels_exchanged = [], None, [], []
     for start in range(0, len(rows), batch_size):
         batch = rows[start : start + batch_size]
         heatmaps, parts = model(to_unit_float(load_frames(store, batch, size), torch.device("cpu")))
         joints = unit_to_pixels(soft_argmax(heatmaps[-1]).numpy(), side)
-        errors.append(np.linalg.norm(joints - store.joints_2d[batch], axis=-1).mean(axis=1))
+        found_joints.append(joints)
         joints_exchanged.append(left_right_swapped(joints, store.joints_2d[batch]))
         if parts is not None:
             logits = F.interpolate(parts.float(), size=store.frame_size, mode="bilinear", align_corners=False)
@@ -111,7 +112,9 @@ def score(model_path: Path, store, rows: np.ndarray, batch_size: int = 64) -> Fo
             found = confusion_counts(predicted, truth)
             counts = found if counts is None else counts + found
             labels_exchanged.append(labels_sides_exchanged(predicted, truth))
-    return FoldScore(float(np.concatenate(errors).mean()), counts, np.concatenate(joints_exchanged),
+    joints = np.concatenate(found_joints)
+    error = float(np.linalg.norm(joints - store.joints_2d[rows], axis=-1).mean())
+    return FoldScore(joints, error, counts, np.concatenate(joints_exchanged),
                      None if counts is None else np.concatenate(labels_exchanged))  # fmt: skip
 
 

@@ -457,6 +457,64 @@ def test_the_keypoints2d_fold_benchmark_trains_the_stage_model_of_its_settings(t
     assert all(torch.equal(kept["model"][name], direct["model"][name]) for name in direct["model"])
 
 
+def test_the_sides_verifier_maps_the_joints_by_side_and_keeps_the_label_through_a_flip(monkeypatch):
+    module = benchmark_module("sides_verifier.py", monkeypatch)
+    joints = np.full((1, H36M.num_joints, 2), 1.5)
+    left, right = H36M.joint_names.index("left_wrist"), H36M.joint_names.index("right_ankle")
+    joints[0, left], joints[0, right] = (4.5, 2.5), (6.5, 7.5)  # pixel centres of (x 4, y 2) and (x 6, y 7)
+    maps = module.joint_maps(torch.from_numpy(joints), side=8.0, size=8)
+    assert maps.shape == (1, 3, 8, 8) and float(maps.max()) == pytest.approx(1.0)
+    assert maps[0, 0, 2, 4] == pytest.approx(1.0) and maps[0, 1, 7, 6] == pytest.approx(1.0)
+    assert maps[0, 2, 1, 1] == pytest.approx(1.0) and maps[0, 0, 7, 6] < 1e-3 and maps[0, 1, 2, 4] < 1e-3
+    exchanged = module.joint_maps(torch.from_numpy(module.exchange(joints)), side=8.0, size=8)
+    assert torch.equal(exchanged[:, [1, 0, 2]], maps)  # exchanging the joints exchanges the two side maps
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0, 8, (40, H36M.num_joints, 2))
+    predicted = np.where(rng.random(40)[:, None, None] < 0.5, module.exchange(truth), truth) + rng.normal(
+        0, 0.3, truth.shape
+    )
+    frames = torch.from_numpy(rng.integers(0, 256, (40, 3, 8, 8), dtype=np.uint8))
+    images, moved = module.augment(np.random.default_rng(1), frames, predicted, 8.0)
+    _, moved_truth = module.augment(np.random.default_rng(1), frames, truth, 8.0)
+    flipped = ~np.isclose(moved[:, 0], predicted[:, 0]).all(axis=-1)
+    assert 5 < flipped.sum() < 35
+    np.testing.assert_allclose(moved[flipped][:, H36M.flip_permutation, 0], 8.0 - predicted[flipped][..., 0])
+    assert torch.equal(images[flipped].sort(dim=1).values, frames[flipped].flip(-1).sort(dim=1).values)
+    np.testing.assert_array_equal(module.left_right_swapped(moved, moved_truth),
+                                  module.left_right_swapped(predicted, truth))  # fmt: skip
+
+
+def test_the_sides_verifier_scores_a_fold_model_on_its_held_out_subjects(tmp_path, monkeypatch):
+    store = write_tiny_dataset(tmp_path / "train.zarr", num_frames=12, split="train")
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    config["folds"]["k"] = 2
+    config["keypoints2d"]["model"].update(input_size=16, heatmap_size=8, features=8, depth=1, part_head_channels=4)
+    config["keypoints2d"]["training"].update(epochs=1, batch_size=4)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    settings = fold_settings(load_config(tmp_path / "config.yaml"))
+    train_fold(store, 1, 2, settings, config["seed"], tmp_path / "fold1.pt", tmp_path / "checkpoint.pt", 1)
+    command = [sys.executable, str(REPO / "benchmarks" / "sides_verifier.py"), "--dataset", str(store),
+               "--configfile", str(tmp_path / "config.yaml"), "--fold", "1", "--every", "1", "--epochs", "1",
+               "--width", "4", "--threads", "1"]  # fmt: skip
+    runs = [subprocess.run(command + ["--model", str(tmp_path / "fold1.pt")] + extra, cwd=REPO, capture_output=True,
+                           text=True, timeout=300) for extra in ([], [], ["--no-image"])]  # fmt: skip
+    assert all(run.returncode == 0 for run in runs), [run.stderr for run in runs]
+    lines = runs[0].stdout.splitlines()
+    assert runs[1].stdout.splitlines()[2:] == lines[2:]  # seeded: the same decisions (line 1 has the seconds)
+    held_out = np.flatnonzero(open_dataset(store).subject_names() == "S9")  # TINY_SUBJECTS: S9 is fold 1
+    assert lines[2].startswith(f"held out S9: {len(held_out)} frames (every 1); the verifier decides ")
+    assert "trained on S1 (" in lines[1] and "the crop blanked" in runs[2].stdout.splitlines()[1]
+    scored = benchmark_module("keypoints2d_fold.py", monkeypatch).score(
+        tmp_path / "fold1.pt", open_dataset(store), held_out
+    )
+    assert lines[3].startswith(f"2D mean error: {scored.error_px:.2f} px before, ")
+    assert lines[7].startswith("2D joints") and lines[7].split()[2] == f"{100 * scored.joints_exchanged.mean():.1f}%"
+    assert lines[8].startswith("after the verifier")
+    wrong = subprocess.run(command + ["--fold", "0", "--model", str(tmp_path / "fold1.pt")], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert wrong.returncode != 0 and "fold 1 of 2, expected fold 0 of 2" in wrong.stderr
+
+
 def test_the_keypoints2d_fold_benchmark_names_a_wrong_setting(tmp_path, monkeypatch):
     module = benchmark_module("keypoints2d_fold.py", monkeypatch)
     config = validate_config(yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8")))

@@ -323,6 +323,42 @@ def test_lighting_background_and_appearance_draws() -> None:
         assert appearance[slot].kind == "rings" and 60.0 <= appearance[slot].period_mm <= 110.0
 
 
+def test_a_print_on_the_front_of_the_top_is_seen_from_the_front_only() -> None:
+    # the albedo, hand-built coordinates in a 400 mm frame: inside the region on the front only
+    material = Material(colour=(0.2, 0.2, 0.2), print_colour=(0.9, 0.8, 0.1), print_region=(0.5, 0.75, 0.2))
+    along, lateral, front = np.array([250.0, 250, 250, 150, 310, 250]), np.array([0.0, 70, 90, 0, 0, 0]), np.array(
+        [30.0, 30, 30, 30, 30, -30])  # fmt: skip
+    inside = np.array([True, True, False, False, False, False])
+    albedo = material.albedo(along, lateral, front, 400.0, 1.0)
+    np.testing.assert_array_equal(albedo[inside], [[0.9, 0.8, 0.1]] * 2)
+    np.testing.assert_array_equal(albedo[~inside], [[0.2, 0.2, 0.2]] * 4)
+    with pytest.raises(ValueError, match="print_region"):
+        Material(print_colour=(0.5, 0.5, 0.5), print_region=(0.8, 0.5, 0.2))
+    with pytest.raises(ValueError, match="print_colour"):
+        Material(print_colour=(1.5, 0.5, 0.5))
+    # the outfit: the same draws with and without, the print's colour unlike the top's
+    plain, printed = (make_appearance(np.random.default_rng(5), front_print=flag) for flag in (False, True))
+    assert plain["torso"].print_colour is None and printed["torso"].print_colour is not None
+    assert np.abs(printed["torso"].print_colour - printed["torso"].colour).mean() >= 0.2
+    for slot in Appearance.SLOTS:
+        np.testing.assert_array_equal(plain[slot].colour, printed[slot].colour)
+    # rendered: facing the camera, the print changes torso pixels only; turned away, nothing
+    body = make_subject("t", np.random.default_rng(0))
+    rays = pinhole_rays(128, 128, 0.85 * 128 * 2.0)
+    pelvis = SPREAD_POSE[0]
+    for pose, seen in ((SPREAD_POSE, True), ((SPREAD_POSE - pelvis) @ _rot_y(180).T + pelvis, False)):
+        plain_frame, printed_frame = (
+            render(body_primitives(pose, body, outfit), rays, FRONT_LIGHT, None, np.random.default_rng(0))
+            for outfit in (plain, printed)
+        )
+        changed = np.any(plain_frame.rgb != printed_frame.rgb, axis=-1)
+        np.testing.assert_array_equal(plain_frame.labels, printed_frame.labels)
+        if seen:
+            assert changed.sum() > 30 and np.all(printed_frame.labels[changed] == PART_NAMES.index("torso"))
+        else:
+            assert not changed.any()
+
+
 def test_render_is_deterministic_for_a_seed() -> None:
     def frame(seed: int):
         rng = np.random.default_rng(seed)

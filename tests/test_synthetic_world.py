@@ -13,6 +13,7 @@ from patchpose.config import validate_config
 from patchpose.crop_geometry import apply_affine, invert_affine
 from patchpose.dataset_format import open_dataset
 from patchpose.orientation import bone_lengths
+from patchpose.parts import PART_NAMES
 from patchpose.synthetic.params import world_params_for_split
 from patchpose.synthetic.plan import plan_split
 from patchpose.synthetic.split import render_split
@@ -143,3 +144,21 @@ def test_outfits_per_sequence_change_clothes_not_bodies_or_geometry(tmp_path):
     assert np.array_equal(per_subject.joints_2d, per_sequence.joints_2d)
     assert np.array_equal(per_subject.read_part_labels([0, 1]), per_sequence.read_part_labels([0, 1]))
     assert not np.array_equal(per_subject.read_frames([0, 1]), per_sequence.read_frames([0, 1]))
+
+
+def test_the_front_print_changes_the_top_not_the_rest_of_the_outfit_or_the_geometry(tmp_path):
+    worlds = {flag: world_params_for_split(tiny_world(front_print=flag), "test") for flag in (False, True)}
+    assert worlds[True]["front_print"] is True  # a split's params carry it: a change re-renders
+    plan = plan_split(worlds[False], "test")[0]
+    for outfits in ("per_subject", "per_sequence"):
+        plain, printed = (next(iter(sequence_scenes(plan, {**worlds[flag], "outfits": outfits}, 0))).subject.appearance
+                          for flag in (False, True))  # fmt: skip
+        assert plain["torso"].print_colour is None and printed["torso"].print_colour is not None
+        assert all(np.array_equal(plain[slot].colour, printed[slot].colour) for slot in plain.SLOTS)
+    off = open_dataset(_render(tmp_path, "test", "plain", front_print=False))
+    on = open_dataset(_render(tmp_path, "test", "printed", front_print=True))
+    assert np.array_equal(on.joints_2d, off.joints_2d)
+    rows = list(range(on.num_frames))
+    assert np.array_equal(on.read_part_labels(rows), off.read_part_labels(rows))
+    changed = np.any(on.read_frames(rows) != off.read_frames(rows), axis=-1)
+    assert changed.any() and np.all(on.read_part_labels(rows)[changed] == PART_NAMES.index("torso"))

@@ -59,6 +59,9 @@ class Material:
     band: (lo, hi) fractions of the frame length along its axis where this garment covers the
         surface; outside it the surface is the untextured ``outside_colour`` (e.g. skin past a short sleeve).
     hairline: for "head", the normalised height above which the head is hair.
+    print_colour: (3,) RGB of a print on the garment's front (None: none): the surface with a positive coordinate
+        along the frame's ref (its front), between ``print_region``'s (lo, hi) fractions of the frame length
+        along its axis and within its third value times the frame length of the axis sideways.
     """
 
     kind: str = "plain"
@@ -70,11 +73,14 @@ class Material:
     band: tuple[float, float] = (-np.inf, np.inf)
     outside_colour: np.ndarray = (0.5, 0.5, 0.5)
     hairline: float = 0.2
+    print_colour: np.ndarray | None = None
+    print_region: tuple[float, float, float] = (0.45, 0.8, 0.22)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"Material.kind must be one of {KINDS}, got {self.kind!r}")
-        for name in ("colour", "stripe_colour", "outside_colour"):
+        names = ("colour", "stripe_colour", "outside_colour") + (() if self.print_colour is None else ("print_colour",))
+        for name in names:
             value = _f3(getattr(self, name), f"Material.{name}")
             if np.any(value < 0) or np.any(value > 1):
                 raise ValueError(f"Material.{name} must lie in [0, 1], got {value}")
@@ -85,6 +91,10 @@ class Material:
             raise ValueError(f"Material.contrast must lie in [0, 1], got {self.contrast}")
         if not self.band[0] < self.band[1]:
             raise ValueError(f"Material.band must be (lo, hi) with lo < hi, got {self.band}")
+        lo, hi, half = self.print_region
+        if not (lo < hi and half > 0):
+            raise ValueError(f"Material.print_region must be (lo, hi, half width) with lo < hi, half width > 0, "
+                             f"got {self.print_region}")  # fmt: skip
 
     def albedo(self, along_mm: np.ndarray, lateral_mm: np.ndarray, front_mm: np.ndarray, length_mm: float, fade):
         """Albedo at hit points given in texture-frame coordinates.
@@ -114,6 +124,11 @@ class Material:
         if np.isfinite(self.band[0]) or np.isfinite(self.band[1]):
             frac = along_mm / length_mm
             out[(frac < self.band[0]) | (frac > self.band[1])] = self.outside_colour
+        if self.print_colour is not None:
+            lo, hi, half = self.print_region
+            frac = along_mm / length_mm
+            inside = (front_mm > 0) & (frac >= lo) & (frac <= hi) & (np.abs(lateral_mm) <= half * length_mm)
+            out[inside] = self.print_colour
         return out
 
 
@@ -164,11 +179,14 @@ def make_appearance(
     shorts_probability: float = 0.15,
     glove_probability: float = 0.05,
     torso_patterns: tuple[str, ...] = ("plain", "rings", "stripes"),
+    front_print: bool = False,
 ) -> Appearance:
     """Draw one subject's clothing. Limbs get ring textures (period in ``period_range_mm`` along
     the limb axis, contrast in ``contrast_range``, random phase; the default periods span 4-7 px at
     the default 128 px crops, about 16 mm/px, so that rings stay resolved until foreshortened); the torso a pattern from
-    ``torso_patterns`` (plain, horizontal rings, vertical stripes). Deterministic given ``rng``.
+    ``torso_patterns`` (plain, horizontal rings, vertical stripes). With ``front_print`` the top gets a print on
+    its chest's front (``Material.print_colour``) in a colour that stands out from the top's, drawn after every
+    other draw, so the rest of the outfit is the same with and without it. Deterministic given ``rng``.
     """
     if not (0 < period_range_mm[0] <= period_range_mm[1]):
         raise ValueError(f"period_range_mm must be 0 < lo <= hi, got {period_range_mm}")
@@ -216,6 +234,11 @@ def make_appearance(
         "lower_leg": lower_leg,
         "foot": Material(colour=shoes),
     }
+    if front_print:
+        colour = _colour(rng)
+        if np.abs(colour - top).mean() < 0.25:  # too near the top's colour: its light or dark shade instead
+            colour = top * 0.3 if top.mean() > 0.4 else top + (1.0 - top) * 0.7
+        materials["torso"] = replace(torso, print_colour=np.clip(colour, 0.0, 1.0))
     return Appearance(materials=materials, sleeves="short" if short_sleeves else "long", shorts=shorts)
 
 

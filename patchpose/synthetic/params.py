@@ -28,6 +28,7 @@ SHARED_KEYS = (
     "clutter",
     "placement_radius_mm",
     "outfits",
+    "front_print",
 )
 # Keys that shape one split only.
 SPLIT_KEYS = {

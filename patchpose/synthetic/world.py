@@ -71,10 +71,10 @@ class Subject:
     appearance: Appearance
 
 
-def make_world_subject(seed: int, name: str) -> Subject:
-    """The subject ``name`` of the world with master seed ``seed``."""
+def make_world_subject(seed: int, name: str, front_print: bool = False) -> Subject:
+    """The subject ``name`` of the world with master seed ``seed`` (``front_print``: a print on the top's front)."""
     body = make_subject(name, stream(seed, "body", name))
-    return Subject(name, body, make_appearance(stream(seed, "appearance", name)))
+    return Subject(name, body, make_appearance(stream(seed, "appearance", name), front_print=front_print))
 
 
 @cache
@@ -174,9 +174,11 @@ def sequence_scenes(plan: SequencePlan, world: dict[str, Any], seed: int) -> Ite
     split's person box ``world["person_box"]`` (``synthetic.params.world_params_for_split``; absent, as in
     the raw ``dataset.synthetic`` block: ground truth)."""
     person_box = world.get("person_box", GROUND_TRUTH)
-    subject = make_world_subject(seed, plan.subject)
+    front_print = world.get("front_print", False)
+    subject = make_world_subject(seed, plan.subject, front_print)
     if world.get("outfits", "per_subject") == "per_sequence":  # the body stays the subject's
-        outfit = make_appearance(stream(seed, "appearance", plan.subject, plan.action, plan.subaction))
+        outfit = make_appearance(stream(seed, "appearance", plan.subject, plan.action, plan.subaction),
+                                 front_print=front_print)  # fmt: skip
         subject = Subject(subject.name, subject.body, outfit)
     rng = stream(seed, "sequence", plan.subject, plan.action, plan.subaction)
     spacing = world["pose_spacing_frames"]
