@@ -176,6 +176,8 @@ def main() -> None:
     for name in ("every", "epochs", "width", "threads"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name} {getattr(args, name)}: must be at least 1")
+    if args.size is not None and args.size < 16:
+        raise SystemExit(f"--size {args.size}: must be at least 16 (four stride-2 stages)")
     trained = load_torch(args.model)
     if trained.get("fold") != args.fold or trained.get("k") != k:
         raise SystemExit(f"--model {args.model}: fold {trained.get('fold')} of {trained.get('k')}, "
