@@ -121,7 +121,7 @@ rule predict_trained_baseline:
     input:
         unpack(get_trained_baseline_prediction_inputs),
     output:
-        predictions=f"{RESULTS}/baselines/{{name}}/{{split}}_poses_3d.npz",
+        predictions=f"{RESULTS}/baselines/{{name}}/network/{{split}}_poses_3d.npz",
     wildcard_constraints:
         name=get_trained_baseline_name_pattern(),
     params:
@@ -140,6 +140,41 @@ rule predict_trained_baseline:
         "../envs/torch.yaml"
     script:
         "../workflow_scripts/predict_with_fold_models.py"
+
+
+# The fold models' poses of both splits -> the baseline's poses: corrected by a linear map fitted on the
+# out-of-fold training predictions (cross-fitted by fold; settings.correction, kind auto: only where that lowers
+# the out-of-fold training MPJPE), or copied unchanged (kind none). correction.json says which and why.
+
+
+rule correct_trained_baseline:
+    input:
+        train=f"{RESULTS}/dataset/train.zarr",
+        test=f"{RESULTS}/dataset/test.zarr",
+        network_train=f"{RESULTS}/baselines/{{name}}/network/train_poses_3d.npz",
+        network_test=f"{RESULTS}/baselines/{{name}}/network/test_poses_3d.npz",
+    output:
+        train=f"{RESULTS}/baselines/{{name}}/train_poses_3d.npz",
+        test=f"{RESULTS}/baselines/{{name}}/test_poses_3d.npz",
+        report=f"{RESULTS}/baselines/{{name}}/correction.json",
+    wildcard_constraints:
+        name=get_trained_baseline_name_pattern(),
+    params:
+        code=get_code_version("correct_trained_baseline.py", "patchpose.baselines.correction"),
+        correction=get_trained_baseline_correction,
+        k=config["folds"]["k"],
+    log:
+        f"{RESULTS}/logs/baselines/correct_{{name}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/baselines/correct_{{name}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/torch.yaml"  # patchpose.baselines.geometry (the ray frame) imports torch
+    script:
+        "../workflow_scripts/correct_trained_baseline.py"
 
 
 rule plot_baseline_learning_curves:

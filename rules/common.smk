@@ -265,10 +265,15 @@ def get_trained_baseline_prediction_code(wildcards):
 
 
 def get_trained_baseline_training_settings(wildcards):
-    """The keys that shape a trained baseline's fold models (all but its prediction batch size and the keys that
-    choose its updater)."""
+    """The keys that shape a trained baseline's fold models (all but its prediction batch size, its correction and
+    the keys that choose its updater)."""
     block = get_baseline_settings(wildcards)
-    return {key: value for key, value in block.items() if key != "prediction_batch_size"}
+    return {key: value for key, value in block.items() if key not in ("prediction_batch_size", "correction")}
+
+
+def get_trained_baseline_correction(wildcards):
+    """A trained baseline's ``correction`` block (patchpose/baselines/correction.py)."""
+    return config["baselines"][wildcards.name]["correction"]
 
 
 def get_trained_baseline_prediction_batch_size(wildcards):

@@ -117,8 +117,15 @@ def test_editing_the_patch_geometry_reruns_the_patches_and_nothing_earlier(workf
 def test_editing_the_lifting_network_retrains_lifting_and_nothing_else(workflow_with_package):
     jobs = _planned_after_editing(workflow_with_package, "patchpose/baselines/lifting/model.py")
     assert jobs["train_baseline_fold"] == 2 and jobs["predict_trained_baseline"] == 2  # lifting's folds and splits
-    assert jobs["evaluate_baseline"] == 1 and jobs["baseline_info"] == 1
+    assert jobs["evaluate_baseline"] == 1 and jobs["baseline_info"] == 1 and jobs["correct_trained_baseline"] == 1
     assert not {rule for rule in jobs if any(stage in rule for stage in ("render", "keypoints2d", "segment", "cut"))}
+
+
+def test_editing_the_baseline_correction_reruns_it_and_what_follows_not_the_fold_models(workflow_with_package):
+    jobs = _planned_after_editing(workflow_with_package, "patchpose/baselines/correction.py")
+    assert jobs["correct_trained_baseline"] == 2 and jobs["evaluate_baseline"] == 2  # lifting's and integral3d's
+    assert not {rule for rule in jobs if any(stage in rule for stage in ("render", "keypoints2d", "segment", "cut"))}
+    assert "train_baseline_fold" not in jobs and "predict_trained_baseline" not in jobs
 
 
 def test_editing_the_keypoints2d_evaluation_reruns_only_that_evaluation(workflow_with_package):

@@ -110,12 +110,15 @@ def test_default_dry_run_plans_the_trained_baselines(workflow_dir):
     k = config["folds"]["k"]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", result.stdout, flags=re.MULTILINE))
     assert int(jobs["train_baseline_fold"]) == 3 * k and int(jobs["predict_trained_baseline"]) == 3 * 2
-    assert int(jobs["plot_baseline_learning_curves"]) == 3
+    assert int(jobs["plot_baseline_learning_curves"]) == 3 and int(jobs["correct_trained_baseline"]) == 3
     for name in ("lifting", "integral3d", "wide_lifting"):
         for fold in range(k):
             assert f"results/synthetic/baselines/{name}/models/fold{fold}.pt" in result.stdout
             assert f"results/synthetic/baselines/{name}/curves/fold{fold}.csv" in result.stdout
         for output in ("train_poses_3d.npz", "test_poses_3d.npz", "info.json", "mpjpe_per_action.csv"):
+            assert f"results/synthetic/baselines/{name}/{output}" in result.stdout
+        # the fold models' poses, then the baseline's (corrected or passed through: correction.json says which)
+        for output in ("network/train_poses_3d.npz", "network/test_poses_3d.npz", "correction.json"):
             assert f"results/synthetic/baselines/{name}/{output}" in result.stdout
     # lifting lifts the predicted 2D joints (k-fold ones for the training split); integral3d reads the frames
     # and starts from the keypoints2d model of its own fold
