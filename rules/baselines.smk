@@ -169,7 +169,8 @@ rule correct_trained_baseline:
         f"{RESULTS}/benchmarks/baselines/correct_{{name}}.tsv"
     threads: 1
     resources:
-        mem_mb=4000,
+        # float64 poses, truth and ray rotations of both whole splits (Human3.6M's training split: ~1.5 M frames)
+        mem_mb=8000,
         runtime=30,
     conda:
         "../envs/torch.yaml"  # patchpose.baselines.geometry (the ray frame) imports torch
