@@ -118,7 +118,7 @@ def choose_correction(
     """
     if kind not in KINDS:
         raise ValueError(f"correction kind {kind!r} is not one of {', '.join(KINDS)}")
-    if len(set(np.unique(folds).tolist())) < 2:
+    if len(np.unique(folds)) < 2:
         raise ValueError("the training frames lie in fewer than 2 folds: nothing to cross-fit on")
     ridges = [float(r) for r in ridges]
     if kind != "none" and not ridges:
