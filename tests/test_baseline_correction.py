@@ -76,16 +76,18 @@ def test_cross_fitting_keeps_a_folds_own_truth_out_of_its_correction():
 def test_auto_leaves_a_baseline_alone_where_the_correction_does_not_lower_the_out_of_fold_error():
     truth = _random_poses(240, 3)
     folds = np.arange(240) % 3
-    ridge, report = choose_correction(truth.copy(), truth, folds, 3, "auto", [100.0, 1000.0])
-    assert ridge is None and report["applied"] is False
+    maps, report = choose_correction(truth.copy(), truth, folds, 3, "auto", [100.0, 1000.0])
+    assert maps is None and report["applied"] is False and report["ridge_mm2"] is None
     assert report["out_of_fold_mpjpe_mm"]["uncorrected"] == 0.0
     assert report["out_of_fold_mpjpe_mm"]["ridge 100"] > 0.0  # the ridge shrinks exact poses toward the mean
     biased = _distort(truth)
-    ridge, report = choose_correction(biased, truth, folds, 3, "auto", [1000.0, 0.0])
-    assert ridge == 0.0 and report["applied"] is True  # least squares recovers an exact distortion best
-    assert report["out_of_fold_mpjpe_mm"]["ridge 0"] < 1e-3  # float32 files
-    ridge, report = choose_correction(truth.copy(), truth, folds, 3, "linear", [100.0])
-    assert ridge == 100.0 and report["applied"] is True  # linear corrects whatever the validation says
+    maps, report = choose_correction(biased, truth, folds, 3, "auto", [1000.0, 0.0])
+    # least squares recovers an exact distortion best
+    assert report["ridge_mm2"] == 0.0 and report["applied"] is True and len(maps) == 3
+    assert report["out_of_fold_mpjpe_mm"]["ridge 0"] < 1e-6
+    maps, report = choose_correction(truth.copy(), truth, folds, 3, "linear", [100.0])
+    # linear corrects whatever the validation says
+    assert report["ridge_mm2"] == 100.0 and report["applied"] is True and maps is not None
     assert choose_correction(biased, truth, folds, 3, "none", [])[0] is None
     with pytest.raises(ValueError, match="not one of"):
         choose_correction(biased, truth, folds, 3, "quadratic", [1.0])

@@ -45,10 +45,20 @@ from patchpose.atomic import atomic_write_text
 from patchpose.baselines.geometry import from_ray_frame, ray_rotations, root_relative, to_ray_frame
 from patchpose.dataset_format import DatasetStore, open_dataset
 from patchpose.folds import assign_folds, predicting_fold
+from patchpose.metrics import mpjpe
 from patchpose.poses3d.files import write_predictions
 from patchpose.poses3d.loading import load_for_store
 
-__all__ = ["KINDS", "LinearMap", "fit_linear_map", "cross_fitted", "choose_correction", "correct_baseline"]
+__all__ = [
+    "KINDS",
+    "LinearMap",
+    "fit_linear_map",
+    "fold_maps",
+    "apply_by_fold",
+    "cross_fitted",
+    "choose_correction",
+    "correct_baseline",
+]
 
 KINDS = ("none", "linear", "auto")
 
@@ -93,25 +103,31 @@ def fit_linear_map(predicted: np.ndarray, truth: np.ndarray, ridge: float) -> Li
     return LinearMap(mean_in, weights, mean_out)
 
 
-def mpjpe(poses: np.ndarray, truth: np.ndarray) -> float:
-    """Mean per-joint position error, mm, over every frame and joint (the root's included, as evaluation does)."""
-    return float(np.linalg.norm(np.asarray(poses) - np.asarray(truth), axis=-1).mean())
+def fold_maps(predicted: np.ndarray, truth: np.ndarray, folds: np.ndarray, k: int, ridge: float) -> list[LinearMap]:
+    """Map ``f`` (of ``k``): fitted on the frames outside fold ``f``, the map fold ``f``'s frames are corrected by."""
+    return [fit_linear_map(predicted[folds != fold], truth[folds != fold], ridge) for fold in range(k)]
+
+
+def apply_by_fold(maps: list[LinearMap], poses: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """(N, 17, 3): each frame corrected by the map of its fold (``folds``: (N,) in 0..len(maps)-1)."""
+    corrected = np.asarray(poses, dtype=np.float64).copy()
+    for fold, mapped in enumerate(maps):
+        inside = folds == fold
+        if inside.any():
+            corrected[inside] = mapped(corrected[inside])
+    return corrected
 
 
 def cross_fitted(predicted: np.ndarray, truth: np.ndarray, folds: np.ndarray, k: int, ridge: float) -> np.ndarray:
     """(N, 17, 3): each fold's frames corrected by the map fitted on the frames of the other folds."""
-    corrected = np.asarray(predicted, dtype=np.float64).copy()
-    for fold in range(k):
-        inside = folds == fold
-        if inside.any():
-            corrected[inside] = fit_linear_map(predicted[~inside], truth[~inside], ridge)(predicted[inside])
-    return corrected
+    return apply_by_fold(fold_maps(predicted, truth, folds, k, ridge), predicted, folds)
 
 
 def choose_correction(
     predicted: np.ndarray, truth: np.ndarray, folds: np.ndarray, k: int, kind: str, ridges
-) -> tuple[float | None, dict]:
-    """The ridge to correct with (None: leave the poses as they are) and the report of the choice.
+) -> tuple[list[LinearMap] | None, dict]:
+    """The fold maps (``fold_maps``) of the chosen ridge (None: leave the poses as they are) and the report of
+    the choice (``report["ridge_mm2"]``, ``report["applied"]``, the out-of-fold MPJPE of every ridge).
 
     predicted, truth: the training split's out-of-fold predictions and ground truth, (N, 17, 3) root-relative,
     in one frame per pose (the ray frame); folds: (N,) each frame's fold, 0..k-1.
@@ -127,24 +143,24 @@ def choose_correction(
     def by_fold(poses):
         return {str(f): mpjpe(poses[folds == f], truth[folds == f]) for f in range(k) if (folds == f).any()}
 
+    scores = {"uncorrected": mpjpe(predicted, truth)}
     report = {
         "kind": kind,
         "frames": int(len(predicted)),
-        "out_of_fold_mpjpe_mm": {"uncorrected": mpjpe(predicted, truth)},
+        "out_of_fold_mpjpe_mm": scores,
         "out_of_fold_mpjpe_mm_by_fold": {"uncorrected": by_fold(predicted)},
     }
-    if kind == "none":
-        report.update(ridge_mm2=None, applied=False)
-        return None, report
-    for ridge in ridges:
-        corrected = cross_fitted(predicted, truth, folds, k, ridge)
-        report["out_of_fold_mpjpe_mm"][f"ridge {ridge:g}"] = mpjpe(corrected, truth)
+    best, best_maps = None, None
+    for ridge in ridges if kind != "none" else []:
+        maps = fold_maps(predicted, truth, folds, k, ridge)
+        corrected = apply_by_fold(maps, predicted, folds)
+        scores[f"ridge {ridge:g}"] = mpjpe(corrected, truth)
         report["out_of_fold_mpjpe_mm_by_fold"][f"ridge {ridge:g}"] = by_fold(corrected)
-    scores = report["out_of_fold_mpjpe_mm"]
-    best = min(ridges, key=lambda r: scores[f"ridge {r:g}"])
-    applied = kind == "linear" or scores[f"ridge {best:g}"] < scores["uncorrected"]
+        if best is None or scores[f"ridge {ridge:g}"] < scores[f"ridge {best:g}"]:
+            best, best_maps = ridge, maps
+    applied = best is not None and (kind == "linear" or scores[f"ridge {best:g}"] < scores["uncorrected"])
     report.update(ridge_mm2=best if applied else None, applied=applied)
-    return (best if applied else None), report
+    return (best_maps if applied else None), report
 
 
 def _ray_poses(path: str | os.PathLike, store: DatasetStore) -> tuple[np.ndarray, np.ndarray]:
@@ -176,17 +192,12 @@ def correct_baseline(
     test_folds = predicting_fold("test", test.subject_names().tolist(), assignment)
     predicted, train_rotations = _ray_poses(network_train, train)
     truth = to_ray_frame(root_relative(train.joints_3d), train_rotations)
-    ridge, report = choose_correction(predicted, truth, train_folds, k, kind, ridges)
+    maps, report = choose_correction(predicted, truth, train_folds, k, kind, ridges)
     test_predicted, test_rotations = _ray_poses(network_test, test)
     corrected, test_corrected = predicted, test_predicted
-    if ridge is not None:
-        corrected = cross_fitted(predicted, truth, train_folds, k, ridge)
-        test_corrected = test_predicted.copy()
-        for fold in range(k):
-            inside, outside = test_folds == fold, train_folds != fold
-            if inside.any():
-                fitted = fit_linear_map(predicted[outside], truth[outside], ridge)
-                test_corrected[inside] = fitted(test_predicted[inside])
+    if maps is not None:
+        corrected = apply_by_fold(maps, predicted, train_folds)
+        test_corrected = apply_by_fold(maps, test_predicted, test_folds)
     write_predictions(
         output_train, from_ray_frame(corrected, train_rotations), train.frame_ids(), split="train", method=method
     )
@@ -199,6 +210,6 @@ def correct_baseline(
         "%s: out-of-fold training MPJPE %s; %s",
         method,
         ", ".join(f"{name} {value:.1f} mm" for name, value in scores.items()),
-        f"corrected with ridge {ridge:g} mm²" if ridge is not None else "left uncorrected",
+        f"corrected with ridge {report['ridge_mm2']:g} mm²" if report["applied"] else "left uncorrected",
     )
     return report
