@@ -19,7 +19,7 @@ rule train_keypoints2d_fold:
         f"{RESULTS}/logs/keypoints2d/train_fold{{fold}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/keypoints2d/train_fold{{fold}}.tsv"
-    threads: 4
+    threads: 1  # one per job: on 2 cores two jobs side by side beat one job on 2 threads (benchmarks/threads.py)
     resources:
         mem_mb=16000,
         runtime=1440,
@@ -44,7 +44,7 @@ rule predict_keypoints2d:
         f"{RESULTS}/logs/keypoints2d/predict_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/keypoints2d/predict_{{split}}.tsv"
-    threads: 4
+    threads: 1  # see train_keypoints2d_fold
     resources:
         mem_mb=8000,
         runtime=480,

@@ -22,7 +22,7 @@ rule cut_limb_patches:
         f"{RESULTS}/logs/patches/{{source2d}}_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/patches/{{source2d}}_{{split}}.tsv"
-    threads: 4
+    threads: 1  # see train_keypoints2d_fold (rules/keypoints2d.smk)
     resources:
         mem_mb=8000,
         runtime=480,
@@ -47,7 +47,7 @@ rule cut_uncropped_frames:
         f"{RESULTS}/logs/patches/uncropped_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/patches/uncropped_{{split}}.tsv"
-    threads: 4
+    threads: 1  # see train_keypoints2d_fold (rules/keypoints2d.smk)
     resources:
         mem_mb=8000,
         runtime=480,

@@ -20,7 +20,7 @@ rule train_segmentation_fold:
         f"{RESULTS}/logs/segmentation/train_fold{{fold}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/segmentation/train_fold{{fold}}.tsv"
-    threads: 4
+    threads: 1  # see train_keypoints2d_fold (rules/keypoints2d.smk)
     resources:
         mem_mb=16000,
         runtime=1440,
@@ -45,7 +45,7 @@ rule predict_segmentation:
         f"{RESULTS}/logs/segmentation/predict_{{split}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/segmentation/predict_{{split}}.tsv"
-    threads: 4
+    threads: 1  # see train_keypoints2d_fold (rules/keypoints2d.smk)
     resources:
         mem_mb=8000,
         runtime=480,

@@ -23,7 +23,7 @@ rule train_updater:
         f"{RESULTS}/logs/updater/train_{{baseline}}_{{variant}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/updater/train_{{baseline}}_{{variant}}.tsv"
-    threads: 4
+    threads: 1  # see train_keypoints2d_fold (rules/keypoints2d.smk)
     resources:
         mem_mb=16000,
         runtime=1440,

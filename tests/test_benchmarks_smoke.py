@@ -829,3 +829,20 @@ def test_the_updater_ensemble_is_the_mean_of_its_members_and_evaluated_like_them
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode != 0
     assert f"{other / 'baselines' / moved.parent.name / 'test_poses_3d.npz'}: differs from" in result.stderr
+
+
+def test_the_threads_benchmark_trains_both_configured_networks_both_ways():
+    command = [sys.executable, str(REPO / "benchmarks" / "threads.py"), "--steps", "1", "--warmup", "0",
+               "--repeats", "1", "--jobs", "2"]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    assert [(row[0], " ".join(row[1:-2])) for row in rows if "x" not in row[-1]] == [
+        (network, arrangement) for network in ("keypoints2d", "updater")
+        for arrangement in ("1 job x 2 threads", "2 jobs x 1 thread")
+    ]  # fmt: skip
+    assert all(float(row[-1]) > 0 and float(row[-2]) > 0 for row in rows if "x" not in row[-1])
+    ratios = [row for row in rows if row[-1].endswith("x")]
+    assert [row[0] for row in ratios] == ["keypoints2d", "updater"] and all(float(row[-1][:-1]) > 0 for row in ratios)
+    wrong = subprocess.run(command + ["--networks", "hourglass"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode != 0 and "unknown: ['hourglass']" in wrong.stderr

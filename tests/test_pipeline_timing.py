@@ -17,6 +17,7 @@ from patchpose.pipeline_timing import (
     STAGES,
     WORKFLOW_FILES,
     budget_checks,
+    busy_seconds,
     collect_benchmarks,
     copy_workflow,
     format_table,
@@ -83,6 +84,7 @@ def test_stage_table_by_hand(run):
     # 90 + 40 s of job wall time, but the jobs overlapped: the stage held the run from 10 s to 100 s
     assert (dataset.jobs, dataset.wall_sum_s, dataset.cpu_s, dataset.max_rss_mb) == (2, 130.0, 245.0, 400.0)
     assert (dataset.span_s, dataset.start_s, dataset.end_s) == pytest.approx((90.0, 10.0, 100.0))
+    assert dataset.busy_s == pytest.approx(90.0)  # the union of 10-100 s and 20-60 s
     baselines = rows["baselines"]
     assert (baselines.cpu_s, baselines.cpu_na_jobs, baselines.max_rss_mb) == (None, 1, None)
     assert rows["patches"].span_s == pytest.approx(20.0) and rows["zeta"].end_s == pytest.approx(200.0)
@@ -107,16 +109,27 @@ def test_budget_checks_hold_the_updater_to_its_own_minutes_in_a_whole_run(run):
     rows = stage_timings(collect_benchmarks(run, since=T0), origin=T0)
     total, updater = budget_checks(rows, total_wall_s=720.0, budget_minutes=30, pre_updater_minutes=2.2,
                                    updater_minutes=9)  # fmt: skip
-    assert total.within and updater.what == "updater jobs (2), summed wall time"
+    assert total.within and updater.what == "updater jobs (2), wall time while any ran"
     assert updater.minutes == pytest.approx(9.0) and updater.within
     assert not budget_checks(rows, 720.0, 30, 2.2, updater_minutes=8.9)[1].within
+    _write_job(bench / "updater" / "train_b.tsv", 640.0, (300.0, 590.0, 900.0))  # 340-640 s, beside train_a
+    rows = stage_timings(collect_benchmarks(run, since=T0), origin=T0)
+    updater = budget_checks(rows, 720.0, 30, 2.2, updater_minutes=8)[1]
+    assert updater.minutes == pytest.approx(8.0) and updater.within  # 160-640 s: 480, not the 540 summed
+    assert rows[-2].stage == "updater" and rows[-2].wall_sum_s == pytest.approx(540.0)
+
+
+def test_busy_seconds_count_overlapping_intervals_once():
+    assert busy_seconds([]) == 0.0
+    assert busy_seconds([(0.0, 10.0), (5.0, 15.0), (20.0, 25.0), (21.0, 22.0)]) == pytest.approx(20.0)
+    assert busy_seconds([(20.0, 25.0), (0.0, 10.0), (10.0, 12.0)]) == pytest.approx(17.0)
 
 
 def test_table_and_csv(run, tmp_path):
     rows = stage_timings(collect_benchmarks(run, since=T0), origin=T0)
     lines = format_table(rows).splitlines()
-    assert lines[1].split() == ["dataset", "2", "130.0", "90.0", "10-100", "245.0", "400"]
-    assert lines[3].split() == ["baselines", "1", "0.2", "0.2", "131-131", "NA", "(1", "NA)", "NA"]
+    assert lines[1].split() == ["dataset", "2", "130.0", "90.0", "90.0", "10-100", "245.0", "400"]
+    assert lines[3].split() == ["baselines", "1", "0.2", "0.2", "0.2", "131-131", "NA", "(1", "NA)", "NA"]
     assert lines[-1].split() == ["all", "stages", "5", "160.2", "280.0", "900"]
     out = tmp_path / "timing.csv"
     write_table_csv(out, rows)
@@ -128,7 +141,12 @@ def test_table_and_csv(run, tmp_path):
         "baselines",
         "zeta",
     ]
-    assert table[0]["wall_sum_s"] == "130.0000" and table[2]["cpu_s"] == "" and table[2]["cpu_na_jobs"] == "1"
+    assert (
+        table[0]["wall_sum_s"] == "130.0000"
+        and table[0]["busy_s"] == "90.0000"
+        and table[2]["cpu_s"] == ""
+        and table[2]["cpu_na_jobs"] == "1"
+    )
 
 
 @pytest.mark.parametrize(
