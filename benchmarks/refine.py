@@ -3,9 +3,9 @@ pose (Eq. 1) beside the forward pass alone (goal: the whole <= 1.15 x the forwar
 adds little to the initial method).
 
 On the pipeline's results (default ``results/synthetic``), for one trained updater (``--baseline``,
-``--variant``; a patch variant, not ``pose_only``), ``--frames`` test frames and everything they need are read
-into memory before the clock starts: the RGB frames, the colour-coded segmentation, keypoints2d's predicted
-2D joints and the baseline's initial poses. Then, batch by batch (``--batch`` frames):
+``--variant``; a patch variant, not ``pose_only`` nor ``pose_boxes``), ``--frames`` test frames and everything
+they need are read into memory before the clock starts: the RGB frames, the colour-coded segmentation,
+keypoints2d's predicted 2D joints and the baseline's initial poses. Then, batch by batch (``--batch`` frames):
 
 1. forward alone: the network on its inputs already prepared (the patches cut, zoomed and normalised, U_init
    and the boxes on the device);
@@ -90,8 +90,8 @@ def main() -> None:
         network = build_network(settings, payload["modality"], load_weights=False).to(device).eval()
         payload = {**payload, "model_settings": settings}
     modality = payload["modality"]
-    if modality is None:
-        raise SystemExit(f"{args.variant}: the pose-only control cuts no patches; choose a patch variant")
+    if not network.uses_images:
+        raise SystemExit(f"{args.variant}: the updater reads no patch pixels (a control); choose a patch variant")
     if modality == "uncropped_rgb":
         raise SystemExit(f"{args.variant}: the whole frame is not cut by limb boxes; choose a limb variant")
     stats = BoneStatistics.from_dict(payload["bone_statistics"])

@@ -194,14 +194,21 @@ def updater_plan(config: dict) -> dict:
     }
 
 
+def _image_modality(config: dict, variant: str) -> str | None:
+    """The modality whose patch pixels variant ``variant``'s updater reads: None for a pose_only network (the
+    ``pose_only`` control and the ``pose_boxes`` one, which reads only the boxes of its store)."""
+    if variant_settings(config["updater"]["model"], variant)["architecture"] == "pose_only":
+        return None
+    return get_variant(variant).modality
+
+
 def updater_key(config: dict, variant: str) -> str:
     """The measured network of a variant's updater (variants of one shape share it: rgb and seg)."""
     settings = variant_settings(config["updater"]["model"], variant)
-    modality = get_variant(variant).modality
+    modality = _image_modality(config, variant)
     channels = get_modality(modality).num_channels if modality else 0
-    conditioned = settings["condition_on_initial_pose"] and settings["architecture"] != "pose_only"
     return f"updater {settings['architecture']}" + (f" {channels} ch" if channels else "") + (
-        " conditioned" if conditioned else "")  # fmt: skip
+        " conditioned" if settings["condition_on_initial_pose"] else "")  # fmt: skip
 
 
 def network_specs(config: dict) -> dict[str, NetworkSpec]:
@@ -246,7 +253,10 @@ def network_specs(config: dict) -> dict[str, NetworkSpec]:
             continue
         settings = variant_settings(config["updater"]["model"], variant)
         architecture, modality = settings["architecture"], get_variant(variant).modality
-        if architecture == "pose_only":
+        if architecture == "pose_only" and settings["condition_on_initial_pose"]:
+            boxes = 4 * get_modality(modality).num_patches
+            what = f"pose-only MLP, width {settings['pose_only']['width']}, U_init ({OUTPUTS}) + boxes ({boxes})"
+        elif architecture == "pose_only":
             what = f"pose-only MLP, width {settings['pose_only']['width']}, U_init ({OUTPUTS}) only"
         else:
             net = f"ResNet-{settings['resnet']['depth']}" if architecture == "resnet" else "limb encoder"
@@ -395,7 +405,7 @@ def stage_work(config: dict, frames: dict) -> list[dict]:
     held, epochs, processes = _held_fraction(config), training["max_epochs"], training["processes"]
     for baseline, variant in plan["refined"]:
         trained = (baseline, variant) in plan["trained"]
-        modality = get_variant(variant).modality
+        modality = _image_modality(config, variant)
         rows.append({
             "stage": f"updater {baseline}/{variant}", "network": updater_key(config, variant),
             "jobs": int(trained), "gpus_per_job": processes if trained else 0,

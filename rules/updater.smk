@@ -1,6 +1,7 @@
 # updater (paper §3.2, §4.1, Eq. 2): per planned (baseline, variant) one network from the variant's patches (or,
-# for the pose-only control, from the initial pose alone) to the residual limb orientation, trained on the
-# baseline's training-split predictions (patchpose/updater). The pairs are what the tables need
+# for the pose-only control, from the initial pose alone; for the pose + boxes control, from it and the limb
+# boxes of the rgb_seg patch store, no pixels) to the residual limb orientation, trained on the baseline's
+# training-split predictions (patchpose/updater). The pairs are what the tables need
 # (get_updater_pairs, patchpose/updater/variants.py). A baseline with updater: {from: <other>} trains nothing
 # (the other's updaters refine it, rules/refine.smk); one with updater: error_model trains on the training
 # split's ground truth perturbed by an error model fitted on real residuals (the two rules at the end).

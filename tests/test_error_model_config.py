@@ -52,7 +52,7 @@ def test_a_test_only_baseline_is_refined_when_it_names_an_updater():
 def test_the_plan_gives_every_refined_baseline_a_table1_pair_and_ablations_only_to_one_that_trains():
     plan = planned_pairs(["lifting", "mine", "theirs"], "mine", conditioned=False, trained=["lifting", "mine"])
     assert plan["table1"] == [("lifting", "rgb_seg"), ("mine", "rgb_seg"), ("theirs", "rgb_seg")]
-    assert [variant for _, variant in plan["ablation"]] == ["rgb", "seg", "uncropped_rgb", "pose_only",
+    assert [variant for _, variant in plan["ablation"]] == ["rgb", "seg", "uncropped_rgb", "pose_only", "pose_boxes",
                                                              "rgb_seg_conditioned"]  # fmt: skip
     with pytest.raises(ValueError, match=r"ablation_baseline 'theirs' must be .*\(one that trains updaters of its own: "
                        r"lifting, mine\)"):  # fmt: skip

@@ -123,6 +123,46 @@ def test_the_patches_add_to_the_pose_claim_compares_the_conditioned_updater_with
     )  # fmt: skip
 
 
+def test_the_pixels_claim_compares_the_conditioned_updater_with_the_pose_boxes_control(tmp_path):
+    from patchpose.evaluation.refinement import compose_claims
+
+    pose_only = np.subtract(INITIAL, 1.0)
+    pose_boxes = np.subtract(pose_only, 2.0)  # the boxes alone correct 2 mm more than U_init alone
+    files = {"pose_only": pose_only, "pose_boxes": pose_boxes, "rgb_seg_conditioned": np.subtract(pose_boxes, 1.5)}
+    refined = {}
+    for variant, errors in files.items():
+        _table(tmp_path, f"{variant}.npz", errors)
+        refined[f"integral3d/{variant}"] = str(tmp_path / f"{variant}.npz")
+
+    def claims_of(files: dict) -> dict:
+        return compose_claims(baseline_errors={}, refined_errors=files, deciles={}, table1=[], ablation="integral3d",
+                              resamples=200, confidence=0.95, seed=0)  # fmt: skip
+
+    claims = claims_of(refined)
+    pixels = claims["pixels add to the pose and boxes"]
+    assert pixels["holds"] is True and pixels["improvement_mm"] == pytest.approx(1.5)
+    assert pixels["initial"].endswith("pose_boxes.npz") and pixels["refined"].endswith("rgb_seg_conditioned.npz")
+    stated = "integral3d: the conditioned updater (patches + U_init + boxes) beats the pose + boxes control"
+    assert pixels["claim"].startswith(f"{stated} (U_init + boxes, no pixels); refined MPJPE lower")
+    # its own bootstrap stream: the interval of the pair's difference drawn with the names ("claims", "pixels")
+    before, after = (read_frame_errors(tmp_path / f"{v}.npz") for v in ("pose_boxes", "rgb_seg_conditioned"))
+    row = improvement_intervals(before, after, resamples=200, seed=0, stream_names=("claims", "pixels")).row(
+        MEAN_OF_ACTION_MEANS_LABEL)  # fmt: skip
+    assert (pixels["ci_low_mm"], pixels["ci_high_mm"]) == (row["ci_low_mm"], row["ci_high_mm"])
+    # the other claims are those of a run without the control, number for number
+    without = claims_of({key: path for key, path in refined.items() if not key.endswith("/pose_boxes")})
+    assert set(claims) - set(without) == {"pixels add to the pose and boxes"}
+    assert all(claims[key] == claim for key, claim in without.items())
+    assert claims["patches add to the pose-only control"]["improvement_mm"] == pytest.approx(3.5)
+    # pixels that add nothing beyond the boxes: the claim fails
+    _table(tmp_path, "worse.npz", np.add(pose_boxes, 1.0))
+    assert claims_of({**refined, "integral3d/rgb_seg_conditioned": str(tmp_path / "worse.npz")})[
+        "pixels add to the pose and boxes"]["holds"] is False  # fmt: skip
+    # present only when both ran
+    del refined["integral3d/rgb_seg_conditioned"]
+    assert "pixels add to the pose and boxes" not in claims_of(refined)
+
+
 def test_the_table_2_and_3_claims_hold_only_when_the_paired_intervals_exclude_0(tmp_path):
     from patchpose.evaluation.refinement import compose_claims
 

@@ -39,7 +39,7 @@ FIGURES = (
     "qualitative/lifting/rgb_seg.png",
     "qualitative/integral3d/rgb_seg.png",
 )
-PAIRS = 7  # lifting and integral3d with rgb_seg (Table 1), lifting with the 5 other variants
+PAIRS = 8  # lifting and integral3d with rgb_seg (Table 1), lifting with the 6 other variants
 DOWNSTREAM = {"make_table": 4, "plot_per_action": 1, "plot_rarity_deciles": 1, "plot_qualitative": 2, "all": 1}
 
 
@@ -101,7 +101,8 @@ def test_the_tables_hold_the_evaluated_numbers(finished):
     assert ("mean_pose", "rgb_seg", "Avg") not in table1.index  # the reference is not refined
     extended = read_tidy(results / "tables/extended.csv")
     assert set(zip(extended["method"], extended["modality"], strict=True)) >= {
-        ("lifting", "pose_only"), ("lifting", "rgb_seg_conditioned"), ("mean_pose", "initial")}  # fmt: skip
+        ("lifting", "pose_only"), ("lifting", "pose_boxes"), ("lifting", "rgb_seg_conditioned"),
+        ("mean_pose", "initial")}  # fmt: skip
     improvement = extended.set_index(["method", "modality", "action"]).loc[("lifting", "rgb_seg", "Avg")]
     assert improvement["improvement_mm"] == pytest.approx(float(rows["average (mean of action means)"][4]), abs=1e-3)
     for name in FIGURES:
@@ -132,7 +133,8 @@ def test_updater_learning_rate_reruns_the_updaters_and_what_follows_only(finishe
 def test_patch_scale_reruns_the_patches_and_everything_after_nothing_before(finished):
     jobs = _dry_run(finished, _changed(finished, {"patches": {"scale": 2.0}}))
     assert jobs.pop("cut_limb_patches") == 2 and jobs.pop("patches_contact_sheet") == 2
-    limb_patch_updaters = PAIRS - 2  # the uncropped frame and the pose-only control use no limb patch
+    # the uncropped frame and the pose-only control use no limb patch store (pose_boxes reads its boxes)
+    limb_patch_updaters = PAIRS - 2
     assert jobs.pop("train_updater") == limb_patch_updaters and jobs.pop("refine_with_updater") == limb_patch_updaters
     assert jobs.pop("evaluate_refined") == limb_patch_updaters and jobs.pop("write_claims") == 1
     assert jobs == DOWNSTREAM

@@ -14,11 +14,13 @@ from patchpose.actions import ACTIONS
 from patchpose.evaluation.frame_errors import FrameErrors, write_frame_errors
 from patchpose.skeleton import H36M
 from patchpose.tables.build import build_table, caption
+from patchpose.tables.figures import VARIANT_COLOURS
 from patchpose.tables.layout import (
     ACTION_COLUMNS,
     AVERAGING_CONVENTION,
     AVG,
     AVG_FRAMES,
+    MODALITY_LABELS,
     PAPER_ACTIONS,
     latex_escape,
     updater_source_note,
@@ -27,6 +29,7 @@ from patchpose.tables.numbers import TABLE1_COLUMNS, TIDY_COLUMNS, TableInputErr
 from patchpose.tables.paper import gains_beside_paper, read_paper_tables, relative_gains
 from patchpose.tables.plan import Column, bold_groups, planned_tables, table_columns
 from patchpose.tables.render import DAGGER, bold_cells, column_labels, wide_table
+from patchpose.updater.variants import VARIANTS
 from tests.conftest import skip_outside_ci
 
 # --- layout: the paper's columns ---
@@ -40,6 +43,13 @@ def test_the_printed_columns_are_the_papers_names_in_its_order():
     assert sorted(PAPER_ACTIONS.values()) == sorted(ACTIONS)  # each dataset action is one column, once
 
 
+def test_every_variant_has_a_label_and_a_colour():
+    assert set(MODALITY_LABELS) == {"initial", *VARIANTS} and set(VARIANT_COLOURS) == set(VARIANTS)
+    assert len(set(MODALITY_LABELS.values())) == len(MODALITY_LABELS)
+    assert len(set(VARIANT_COLOURS.values())) == len(VARIANT_COLOURS)
+    assert MODALITY_LABELS["pose_boxes"] == "pose + boxes"
+
+
 def test_latex_escape_and_the_dagger():
     assert latex_escape("mean_pose 95% & {x} †") == r"mean\_pose 95\% \& \{x\} $^\dagger$"
 
@@ -50,7 +60,7 @@ PLAN = {
     "baselines": ["mean_pose", "lifting", "integral3d", "external"],
     "references": ["mean_pose"],
     "pairs": [("lifting", "rgb_seg"), ("integral3d", "rgb_seg"), ("external", "rgb_seg")]
-    + [("lifting", v) for v in ("rgb", "seg", "uncropped_rgb", "pose_only", "rgb_seg_conditioned")],
+    + [("lifting", v) for v in ("rgb", "seg", "uncropped_rgb", "pose_only", "pose_boxes", "rgb_seg_conditioned")],
     "table1_pairs": [("lifting", "rgb_seg"), ("integral3d", "rgb_seg"), ("external", "rgb_seg")],
     "ablation_baseline": "lifting",
 }
@@ -73,9 +83,9 @@ def test_tables_2_and_3_and_the_extended_table():
     assert _columns("table2") == [("lifting", "uncropped_rgb"), ("lifting", "rgb")]
     assert _columns("table3") == [("lifting", m) for m in ("initial", "rgb", "seg", "rgb_seg")]
     extended = _columns("extended")
-    assert extended[:7] == [("lifting", m) for m in ("initial", "rgb_seg", "rgb", "seg", "uncropped_rgb",
-                                                      "pose_only", "rgb_seg_conditioned")]  # fmt: skip
-    assert extended[-1] == ("mean_pose", "initial") and len(extended) == 7 + 2 + 2 + 1
+    assert extended[:8] == [("lifting", m) for m in ("initial", "rgb_seg", "rgb", "seg", "uncropped_rgb",
+                                                      "pose_only", "pose_boxes", "rgb_seg_conditioned")]  # fmt: skip
+    assert extended[-1] == ("mean_pose", "initial") and len(extended) == 8 + 2 + 2 + 1
 
 
 def test_tables_are_planned_only_where_their_updaters_are():

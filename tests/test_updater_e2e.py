@@ -55,7 +55,8 @@ def test_every_pair_the_tables_need_is_refined_and_evaluated(refined_workflow):
 def test_claims_state_each_claim_with_its_numbers(refined_workflow):
     claims = json.loads((refined_workflow / "results/synthetic/claims.json").read_text())
     assert {"T1 lifting/rgb_seg", "T1 integral3d/rgb_seg", "T2 cropped rgb beats uncropped rgb",
-            "T3 rgb_seg beats rgb and seg", "patches beat the pose-only control"} <= set(claims)  # fmt: skip
+            "T3 rgb_seg beats rgb and seg", "patches beat the pose-only control",
+            "patches add to the pose-only control", "pixels add to the pose and boxes"} <= set(claims)  # fmt: skip
     for claim in claims.values():
         assert isinstance(claim["holds"], bool) and claim["claim"]
     t1 = claims["T1 lifting/rgb_seg"]
@@ -86,14 +87,16 @@ def test_the_updaters_own_seed_set_to_the_runs_seed_reruns_nothing(refined_workf
     assert planned_jobs(result) == {}
 
 
-def test_a_pose_only_key_reruns_only_the_pose_only_control(refined_workflow):
+def test_a_pose_only_key_reruns_only_the_controls_of_that_network(refined_workflow):
     write_config(
         refined_workflow, tiny_config({"updater": {"model": {"pose_only": {"width": 24}}}}), name="changed.yaml"
     )
     result = run_snakemake(refined_workflow, "-n", "--configfile", "changed.yaml")
     assert result.returncode == 0, result.stderr
-    # the extended table holds the control, and the rarity figure its curve
+    # pose_only and pose_boxes (the same network with the boxes); the extended table holds the controls, and the
+    # rarity figure their curves
     assert planned_jobs(result) == {
-        "train_updater": 1, "refine_with_updater": 1, "evaluate_refined": 1, "write_claims": 1, "all": 1,
+        "train_updater": 2, "refine_with_updater": 2, "evaluate_refined": 2, "write_claims": 1, "all": 1,
         "make_table": 1, "plot_rarity_deciles": 1}  # fmt: skip
     assert "updater/lifting/pose_only/model.pt" in result.stdout
+    assert "updater/lifting/pose_boxes/model.pt" in result.stdout

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from patchpose.baselines.lifting.model import LiftingMLP
 from patchpose.updater.inputs import IMAGENET_MEAN, IMAGENET_STD, normalise_boxes, prepare_batch, recolouring
 from patchpose.updater.modalities import (
     MODALITIES,
@@ -24,6 +25,7 @@ from patchpose.updater.modalities import (
 )
 from patchpose.updater.network import OUTPUTS, build_network, complexity
 from patchpose.updater.resnet import ResNetTrunk, spread_first_conv
+from patchpose.updater.variants import variant_settings
 
 SIZE = 32  # network input side in these tests
 
@@ -238,11 +240,50 @@ def test_resnet50_and_pose_only_shapes():
     torch.manual_seed(0)
     resnet50 = build_network(settings("resnet", depth=50, width=0.125), "rgb")
     assert resnet50.trunk.num_features == 256 and resnet50(*_inputs(resnet50)).shape == (3, OUTPUTS)
-    pose_only = build_network(settings("pose_only", conditioned=True), "rgb_seg")
+    pose_only = build_network(variant_settings(settings("limb_encoder", conditioned=True), "pose_only"), None)
     assert not pose_only.uses_images and not pose_only.uses_boxes
     assert pose_only(None, torch.randn(3, OUTPUTS)).shape == (3, OUTPUTS)
     with pytest.raises(ValueError, match=r"initial_orientations must be \(B, 48\)"):
         pose_only(None, torch.randn(3, 47))
+
+
+def test_the_pose_only_network_is_the_lifting_mlp_on_u_init_as_before():
+    # the pose_only variant's network: LiftingMLP(48 -> 48) named mlp.*, initialised from the same random draws,
+    # so its old model files load and its results do not change
+    torch.manual_seed(7)
+    network = build_network(variant_settings(settings(), "pose_only"), None)
+    torch.manual_seed(7)
+    reference = LiftingMLP(OUTPUTS, OUTPUTS, 16, 1, 0.1)
+    expected = {f"mlp.{name}": value for name, value in reference.state_dict().items()}
+    assert {name: tuple(v.shape) for name, v in network.state_dict().items()} == {
+        name: tuple(v.shape) for name, v in expected.items()}  # fmt: skip
+    assert all(torch.equal(network.state_dict()[name], value) for name, value in expected.items())
+    assert network.num_patches == 0 and network.modality is None
+    assert network.state_dict()["mlp.stem.0.weight"].shape == (16, OUTPUTS)
+
+
+def test_the_pose_boxes_network_reads_u_init_and_the_boxes_and_no_pixels():
+    torch.manual_seed(0)
+    network = build_network(variant_settings(settings(), "pose_boxes"), "rgb_seg").eval()
+    assert not network.uses_images and network.uses_boxes and network.num_patches == 16
+    assert not any(isinstance(module, torch.nn.Conv2d) for module in network.modules())
+    assert network.mlp.stem[0].in_features == OUTPUTS + 16 * 4
+    generator = torch.Generator().manual_seed(1)
+    orientations, boxes = torch.randn(3, OUTPUTS, generator=generator), torch.randn(3, 16, 4, generator=generator)
+    with torch.no_grad():
+        out = network(None, orientations, boxes)
+        # its input is concat(U_init, boxes), the raw values the conditioned patch networks concatenate
+        assert torch.equal(out, network.mlp(torch.cat([orientations, boxes.flatten(1)], dim=1)))
+        assert torch.equal(network(torch.randn(3, 96, SIZE, SIZE), orientations, boxes), out)  # pixels unread
+        moved = boxes.clone()
+        moved[:, 3, :2] += 0.5  # one limb's box shifted
+        assert not torch.allclose(network(None, orientations, moved), out)
+        assert not torch.allclose(network(None, orientations + 0.1, boxes), out)
+    with pytest.raises(ValueError, match=r"boxes must be \(B=3, 16, 4\)"):
+        network(None, orientations, None)
+    with pytest.raises(ValueError, match="needs the modality of its patch store"):
+        build_network(variant_settings(settings(), "pose_boxes"), None)
+    assert complexity(network, SIZE)["parameters"] == sum(p.numel() for p in network.parameters())
 
 
 def test_settings_are_checked():

@@ -15,8 +15,10 @@ from patchpose.dataset_format import DatasetStore, open_dataset
 from patchpose.orientation import bone_statistics, refine
 from patchpose.patches.geometry import LimbPatchGeometry
 from patchpose.patches.stage import write_limb_patches
+from patchpose.patches.store import PatchStore
 from patchpose.poses3d.files import read_predictions, write_predictions
 from patchpose.training import load_torch
+from patchpose.updater import stage as updater_stage
 from patchpose.updater.calibration import calibration_factors
 from patchpose.updater.stage import (
     load_updater,
@@ -94,7 +96,7 @@ def _train(files, directory, variant, after_epoch=None, epochs=2, calibration="n
                          curve_path=directory / "curve.csv", after_epoch=after_epoch)  # fmt: skip
 
 
-@pytest.mark.parametrize("variant", ["rgb_seg", "rgb_seg_conditioned", "pose_only"])
+@pytest.mark.parametrize("variant", ["rgb_seg", "rgb_seg_conditioned", "pose_only", "pose_boxes"])
 def test_training_resumes_after_a_kill_to_the_same_weights_and_refines(split_files, tmp_path, variant):
     _train(split_files, tmp_path / "whole", variant)
 
@@ -202,6 +204,36 @@ def test_the_residuals_of_chosen_rows_are_those_of_the_whole_split(split_files, 
     assert np.allclose(refined, expected - expected[:, :1], atol=1e-3)
 
 
+def test_the_pose_boxes_control_trains_and_refines_from_the_boxes_without_reading_a_pixel(split_files, tmp_path,
+                                                                                          monkeypatch):  # fmt: skip
+    """pose_boxes: U_init and the limb boxes of the rgb_seg patch store, never its patches (reading one fails)."""
+    read_box, boxes_read = PatchStore.read_box, []
+
+    def spy(self, indices):
+        boxes_read.append(len(indices))
+        return read_box(self, indices)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("patch pixels were read")
+
+    monkeypatch.setattr(PatchStore, "read_box", spy)
+    monkeypatch.setattr(PatchStore, "read", forbidden)
+    monkeypatch.setattr(updater_stage, "PatchBatches", forbidden)
+    monkeypatch.setattr(updater_stage, "ShrunkPatches", forbidden)
+    _train(split_files, tmp_path, "pose_boxes", calibration="per_output")
+    payload = load_torch(tmp_path / "model.pt")
+    assert (payload["variant"], payload["modality"]) == ("pose_boxes", "rgb_seg")
+    assert payload["model_settings"]["architecture"] == "pose_only"
+    assert payload["model_settings"]["condition_on_initial_pose"] is True
+    assert payload["model"]["mlp.stem.0.weight"].shape[1] == 48 + 16 * 4  # U_init and the 16 limbs' boxes
+    assert sum(boxes_read) == 24  # the training split's boxes, read once
+    test = split_files["test"]
+    refined = refine_split(model=tmp_path / "model.pt", dataset=test["dataset"], initial=test["initial"],
+                           patches=test["patches"], output=tmp_path / "refined.npz", method="x")  # fmt: skip
+    assert refined.shape == (8, 17, 3) and np.isfinite(refined).all() and sum(boxes_read) == 24 + 8
+    assert not np.allclose(refined, read_predictions(test["initial"]).poses_3d, atol=1e-3)
+
+
 def test_the_calibration_is_fitted_on_the_validation_frames_and_scales_the_refinement(split_files, tmp_path):
     _train(split_files, tmp_path / "plain", "pose_only", calibration="none")
     _train(split_files, tmp_path / "calibrated", "pose_only", calibration="per_output")
@@ -292,7 +324,7 @@ def test_the_planned_pairs_follow_the_tables():
     plan = planned_pairs(["lifting", "integral3d"], "lifting", conditioned=False)
     assert plan["table1"] == [("lifting", "rgb_seg"), ("integral3d", "rgb_seg")]
     assert plan["ablation"] == [
-        ("lifting", v) for v in ("rgb", "seg", "uncropped_rgb", "pose_only", "rgb_seg_conditioned")
+        ("lifting", v) for v in ("rgb", "seg", "uncropped_rgb", "pose_only", "pose_boxes", "rgb_seg_conditioned")
     ]
     conditioned = planned_pairs(["lifting"], "lifting", conditioned=True)
     assert (
@@ -312,6 +344,8 @@ def test_job_settings_keep_only_the_variant_s_network():
         "architecture", "input_size", "condition_on_initial_pose", "pose_only"}  # fmt: skip
     conditioned = job_settings(updater, "rgb_seg_conditioned")["model"]
     assert conditioned["condition_on_initial_pose"] is True and "limb_encoder" in conditioned
+    boxes = job_settings(updater, "pose_boxes")["model"]  # the pose_only network, conditioned on the boxes
+    assert boxes == {**pose_only, "condition_on_initial_pose": True}
 
 
 def test_refinement_never_reads_test_ground_truth(split_files, tmp_path, monkeypatch):

@@ -129,3 +129,26 @@ def test_default_dry_run_plans_the_trained_baselines(workflow_dir):
         fold = re.search(r"fold(\d)\.pt", model)[1]
         assert (f"keypoints2d/models/fold{fold}.pt" in line) == ("integral3d" in model), (line, model)
         assert "keypoints2d/models/" not in line.replace(f"keypoints2d/models/fold{fold}.pt", ""), line
+
+
+# --- updaters: the pairs the tables need, each with the patch store its variant reads ---
+
+
+def test_default_dry_run_plans_the_updaters_with_the_patch_stores_they_read(workflow_dir):
+    result = run_snakemake(workflow_dir, "-n")
+    assert result.returncode == 0, result.stderr
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", result.stdout, flags=re.MULTILINE))
+    # lifting and integral3d with rgb_seg (Table 1); the ablation baseline integral3d with rgb, seg,
+    # uncropped_rgb, pose_only, pose_boxes and rgb_seg_conditioned
+    assert [int(jobs[rule]) for rule in ("train_updater", "refine_with_updater", "evaluate_refined")] == [8, 8, 8]
+    for rule, split in (("train_updater", "train"), ("refine_with_updater", "test")):
+        inputs = {
+            re.search(r"/(\w+)/(?:model\.pt|test_poses_3d\.npz)", output)[1]: line
+            for line, output in re.findall(rf"rule {rule}:\n\s+input: (.*)\n\s+output: (\S+)", result.stdout)
+            if "/integral3d/" in output
+        }
+        assert len(inputs) == 7
+        # pose_boxes reads the rgb_seg store (its limb boxes, not its pixels); pose_only no store at all
+        assert f"results/synthetic/patches/predicted/{split}.zarr" in inputs["pose_boxes"]
+        assert f"results/synthetic/patches/predicted/{split}.zarr" in inputs["rgb_seg_conditioned"]
+        assert "/patches/" not in inputs["pose_only"]

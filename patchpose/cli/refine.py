@@ -36,7 +36,7 @@ Example:
     "--patches",
     default=None,
     help="The patch store of the dataset's frames the updater reads (results/<dataset>/patches/<source>/"
-    "<split>.zarr); a pose_only updater reads none.",
+    "<split>.zarr); a pose_only updater reads none, a pose_boxes updater only its limb boxes.",
 )
 @click.option("--dataset", "store", required=True, help="The dataset store of the predictions' split.")
 @click.option("--predictions", required=True, help="The initial 3D predictions: npz, h5 or CSV.")

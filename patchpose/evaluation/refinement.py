@@ -148,7 +148,8 @@ def compose_claims(
 
     baseline_errors: {baseline: its test_frame_errors.npz}; refined_errors, deciles:
     {"<baseline>/<variant>": file}; table1: the (baseline, variant) pairs of Table 1; ablation: the baseline
-    whose ablations ran (variants rgb, seg, uncropped_rgb, pose_only, rgb_seg_conditioned where present).
+    whose ablations ran (variants rgb, seg, uncropped_rgb, pose_only, pose_boxes, rgb_seg_conditioned where
+    present).
 
     * T1 (per pair of Table 1): the refined average MPJPE is lower and the interval excludes 0 (the interval of
       the pair's ``improvement.csv``: the same bootstrap stream, ``refinement_stream``);
@@ -162,6 +163,9 @@ def compose_claims(
       difference excluding 0;
     * patches add to the pose: the conditioned updater (the same U_init plus the patches) beats the pose-only
       control, the interval excluding 0: what the patches add to what the initial pose alone corrects;
+    * pixels add to the pose and boxes: the conditioned updater beats the ``pose_boxes`` control (U_init and the
+      same limb boxes, no pixels), the interval excluding 0: what the patches' pixels add, with the boxes (from
+      the 2D keypoint network, information the initial pose may lack) on both sides;
     * conditioned: reported beside the paper's variant (its own T1-style claim).
     """
     claims: dict[str, dict] = {}
@@ -229,6 +233,12 @@ def compose_claims(
         claim["claim"] = (f"{ablation}: the conditioned updater (patches + U_init) beats the pose-only control "
                           f"(U_init alone); " + claim["claim"])  # fmt: skip
         claims["patches add to the pose-only control"] = claim
+    boxes = f"{ablation}/pose_boxes"
+    if boxes in refined_errors and conditioned in refined_errors:
+        claim = paired_claim(refined_errors[boxes], refined_errors[conditioned], "claims", "pixels")
+        claim["claim"] = (f"{ablation}: the conditioned updater (patches + U_init + boxes) beats the pose + boxes "
+                          "control (U_init + boxes, no pixels); " + claim["claim"])  # fmt: skip
+        claims["pixels add to the pose and boxes"] = claim
     return claims
 
 

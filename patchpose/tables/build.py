@@ -68,8 +68,9 @@ _WHAT = {
         "Every prediction file: Avg of MPJPE and of PA-MPJPE (protocol 2, after a per-frame similarity "
         "Procrustes fit) with their intervals, and the refinement's improvement of MPJPE over its initial "
         "file (initial - refined, positive = better) with its paired interval. pose only: an updater that "
-        "sees the initial pose but no image (a control); RGB+Seg (cond.): the RGB+Seg updater conditioned on "
-        "the initial pose (it also receives the initial orientations and limb boxes)."
+        "sees the initial pose but no image (a control); pose + boxes: one that also sees the limb boxes but "
+        "no pixels (a control); RGB+Seg (cond.): the RGB+Seg updater conditioned on the initial pose (it also "
+        "receives the initial orientations and limb boxes)."
     ),
 }
 

@@ -54,6 +54,7 @@ VARIANT_COLOURS = {  # the paper's variant red as in the other figures; the othe
     "seg": "tab:green",
     "uncropped_rgb": "tab:purple",
     "pose_only": "tab:brown",
+    "pose_boxes": "tab:olive",
     "rgb_seg_conditioned": "tab:pink",
 }
 CASES = ("largest improvement", "largest deterioration", "rarest pose")

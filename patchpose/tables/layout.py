@@ -62,6 +62,7 @@ MODALITY_LABELS = MappingProxyType(
         "seg": "Seg",
         "uncropped_rgb": "uncropped RGB",
         "pose_only": "pose only",
+        "pose_boxes": "pose + boxes",
         "rgb_seg_conditioned": "RGB+Seg (cond.)",
     }
 )

@@ -21,12 +21,14 @@ Architectures (``build_network(model_settings, modality)``; ``model_settings`` =
   p, the P tokens concatenated -> MLP -> 48. The paper's per-part idea (one limb's
   appearance, shared between poses) at a fraction of a ResNet's cost; P = 1 (the uncropped frame) works too.
 * ``pose_only``: a control the paper does not have: a residual MLP (``LiftingMLP``) on U_init alone, no image;
-  same training and targets; it measures what a refiner can do without the patches.
+  same training and targets; it measures what a refiner can do without the patches. Conditioned (the
+  ``pose_boxes`` control), the MLP reads ``concat(U_init, boxes)`` (48 + 4P; the modality gives P), still no
+  pixels: what a refiner can do with the boxes the patches are cut from but not what they show.
 
-Conditioned (``condition_on_initial_pose: true``; ``resnet`` and ``limb_encoder``): the pooled image
-features are concatenated with U_init (48) and the boxes (P x 4) before an MLP head (linear, batch norm,
-ReLU, linear), so the residual can depend on the pose it corrects. Unconditioned, U_init and the boxes are
-ignored (the paper's ΔU from the patches alone).
+Conditioned (``condition_on_initial_pose: true``; ``resnet`` and ``limb_encoder``; ``pose_only`` as above):
+the pooled image features are concatenated with U_init (48) and the boxes (P x 4) before an MLP head (linear,
+batch norm, ReLU, linear), so the residual can depend on the pose it corrects. Unconditioned, U_init and the
+boxes are ignored (the paper's ΔU from the patches alone).
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ SETTINGS = {  # the keys of each architecture's block of ``updater.model``
     "limb_encoder": ("widths", "convs_per_stage", "pooled_side", "embedding", "hidden"),
     "pose_only": ("width", "blocks", "dropout"),
 }
+
+
+def _pose_and_boxes(initial_orientations, boxes, dtype) -> list[torch.Tensor]:
+    """What a conditioned network receives besides its images: U_init (B, 48) and the boxes flattened (B, 4P),
+    as ``dtype``."""
+    return [initial_orientations.to(dtype), boxes.flatten(1).to(dtype)]
 
 
 def _head(inputs: int, hidden: int) -> nn.Sequential:
@@ -104,8 +112,7 @@ class Updater(nn.Module):
     def _condition(self, features: torch.Tensor, initial_orientations, boxes) -> torch.Tensor:
         if not self.uses_boxes:
             return features
-        extra = [initial_orientations.to(features.dtype), boxes.flatten(1).to(features.dtype)]
-        return torch.cat([features, *extra], dim=1)
+        return torch.cat([features, *_pose_and_boxes(initial_orientations, boxes, features.dtype)], dim=1)
 
     def _conditioning_size(self) -> int:
         return OUTPUTS + 4 * self.num_patches
@@ -166,16 +173,25 @@ class LimbEncoderUpdater(Updater):
 
 
 class PoseOnlyUpdater(Updater):
-    """``pose_only``: (B, 48) U_init -> residual MLP -> (B, 48); images and boxes are not read."""
+    """``pose_only``: (B, 48) U_init -> residual MLP -> (B, 48), or conditioned (``modality`` needed for P)
+    (B, 48 + 4P) concat(U_init, boxes flattened) -> residual MLP -> (B, 48). Images are never read; the boxes
+    only when conditioned."""
 
     uses_images = False
 
-    def __init__(self, width: int, blocks: int, dropout: float):
-        super().__init__(None)
-        self.mlp = LiftingMLP(OUTPUTS, OUTPUTS, width, blocks, dropout)
+    def __init__(self, width: int, blocks: int, dropout: float, modality: str | None = None, conditioned=False):
+        if conditioned and modality is None:
+            raise ValueError("the conditioned pose_only updater reads the limb boxes: it needs the modality of its "
+                             "patch store (how many boxes per frame)")  # fmt: skip
+        super().__init__(modality if conditioned else None)
+        self.uses_boxes = bool(conditioned)
+        inputs = OUTPUTS + (4 * self.num_patches if conditioned else 0)
+        self.mlp = LiftingMLP(inputs, OUTPUTS, width, blocks, dropout)
 
     def predict(self, images, initial_orientations, boxes) -> torch.Tensor:
-        return self.mlp(initial_orientations)
+        if not self.uses_boxes:
+            return self.mlp(initial_orientations)
+        return self.mlp(torch.cat(_pose_and_boxes(initial_orientations, boxes, initial_orientations.dtype), dim=1))
 
 
 def _block(model_settings: dict, architecture: str) -> dict:
@@ -192,7 +208,8 @@ def _block(model_settings: dict, architecture: str) -> dict:
 
 def build_network(model_settings: dict, modality: str, *, load_weights: bool = True) -> Updater:
     """The network of ``model_settings`` (``updater.model``: ``architecture``, ``condition_on_initial_pose`` and
-    the architecture's block; the other architectures' blocks are not read) for input ``modality``.
+    the architecture's block; the other architectures' blocks are not read) for input ``modality`` (``pose_only``
+    reads it only conditioned, for the number of boxes; None: no patch store).
 
     load_weights: read ``resnet.pretrained`` (a local torchvision state dict, or null); False when the weights
     come from a trained model file anyway.
@@ -201,11 +218,11 @@ def build_network(model_settings: dict, modality: str, *, load_weights: bool = T
     if architecture not in ARCHITECTURES:
         raise ValueError(f"updater.model.architecture must be one of {ARCHITECTURES}, got {architecture!r}")
     block = _block(model_settings, architecture)
-    if architecture == "pose_only":
-        return PoseOnlyUpdater(block["width"], block["blocks"], block["dropout"])
     conditioned = model_settings.get("condition_on_initial_pose")
     if not isinstance(conditioned, bool):
         raise ValueError(f"updater.model.condition_on_initial_pose must be true or false, got {conditioned!r}")
+    if architecture == "pose_only":
+        return PoseOnlyUpdater(block["width"], block["blocks"], block["dropout"], modality, conditioned)
     if architecture == "resnet":
         network = ResNetUpdater(modality, block["depth"], block["width"], block["hidden"], conditioned)
         if load_weights and block["pretrained"] is not None:

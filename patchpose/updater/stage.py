@@ -8,7 +8,8 @@ summed over the 16 limbs x 3, mean over the batch.
 
 Inputs per frame (``patchpose.updater.network``): the variant's patches (``patchpose.updater.variants``:
 streamed from the patch store, ``patchpose.updater.loader``, and zoomed to ``model.input_size`` on the
-device, ``patchpose.updater.inputs``), U_init (B, 48) and the limb boxes (B, P, 4), normalised.
+device, ``patchpose.updater.inputs``), U_init (B, 48) and the limb boxes (B, P, 4), normalised. A network that
+reads no images (``pose_only``, ``pose_boxes``) never reads the patch pixels: the boxes alone come from the store.
 
 Training (``patchpose.fitting.fit``): the whole training split less the validation frames: every frame of
 ``training.validation_subjects`` (default: one training subject, so the kept epoch is the one that works for
@@ -97,7 +98,9 @@ def validation_rows(store: DatasetStore, training: dict, seed: int, names: tuple
 
 
 def _inputs(store: DatasetStore, initial_path, patches_path, modality, uses_boxes: bool):
-    """The baseline's poses (N, 17, 3) mm for ``store``'s rows, the patch store (or None) and the boxes."""
+    """The baseline's poses (N, 17, 3) mm for ``store``'s rows, the patch store of ``modality`` (opened and checked,
+    whether or not the network reads its pixels; None without a modality) and the boxes (None unless
+    ``uses_boxes``)."""
     initial = load_for_store(initial_path, store)
     patches, boxes = None, None
     if modality is not None:
@@ -126,8 +129,9 @@ def train_updater(
     after_epoch=None,
 ) -> torch.nn.Module:
     """Train ``baseline``'s updater of ``variant`` on the training store ``dataset``, its training-split
-    predictions ``initial`` and the variant's patch store ``patches`` (None for ``pose_only``); write the
-    model file and the learning curve. ``settings``: the config's ``updater`` block (``model``, ``training``).
+    predictions ``initial`` and the variant's patch store ``patches`` (None for ``pose_only``; ``pose_boxes``
+    reads its boxes alone); write the model file and the learning curve. ``settings``: the config's ``updater``
+    block (``model``, ``training``).
 
     ``training.processes`` > 1 trains data-parallel in that many processes started here
     (``patchpose.distributed.launch``: one per GPU, or gloo on the CPU), ``threads`` shared among them;
@@ -170,7 +174,7 @@ def _train_process(*, ranks: Ranks, dataset, initial, patches, variant: str, set
     rows = np.setdiff1d(everything, held)
     size = model_settings["input_size"]
     augment = settings["training"].get("augment", {"channel_shuffle": False, "gain_sigma": 0.0})
-    if modality is not None:  # pose_only reads no patches
+    if probe.uses_images:  # pose_only and pose_boxes read no patch pixels
         augment = {**augment, "patches": get_modality(modality).num_patches}
 
     def finish(frames, images, rng, device):  # frames: store rows; images: their shrink_patches; rng None: evaluation
@@ -183,7 +187,7 @@ def _train_process(*, ranks: Ranks, dataset, initial, patches, variant: str, set
         return finish(batch.rows, shrink_patches(batch.patches, modality, size, device), rng, device)
 
     loader = None
-    if patch_store is not None:
+    if probe.uses_images:
         source = PatchBatches(patch_store, everything, num_workers=loader_workers, pin_memory=torch.cuda.is_available())
         loader = PrefetchingMakeBatch(source, train_spec(settings["training"], seed, names), build, rows, ranks)
         cache_mb = settings["training"].get("input_cache_mb", 0)
@@ -329,9 +333,10 @@ def predict_residuals(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The updater ``network`` (in eval mode, on its device) with its model file's ``payload`` (what
     ``load_updater`` returns) on the frames ``rows`` of ``store`` (default: all, in order), the split's
-    baseline predictions ``initial`` and the variant's patch store ``patches`` (None for ``pose_only``).
-    Returns the baseline's poses of every frame of the store (N, 17, 3) mm and ΔU before its calibration
-    (R, 48) float64, computed ``batch_size`` rows at a time (``progress(rows)`` after each batch)."""
+    baseline predictions ``initial`` and the variant's patch store ``patches`` (None for ``pose_only``; only its
+    boxes are read where the network reads no images: ``pose_boxes``). Returns the baseline's poses of every
+    frame of the store (N, 17, 3) mm and ΔU before its calibration (R, 48) float64, computed ``batch_size`` rows
+    at a time (``progress(rows)`` after each batch)."""
     device = next(network.parameters()).device
     initial_poses, patch_store, boxes = _inputs(store, initial, patches, payload["modality"], network.uses_boxes)
     stats = BoneStatistics.from_dict(payload["bone_statistics"])
@@ -342,7 +347,7 @@ def predict_residuals(
     for start in range(0, len(rows), batch_size):
         frames = torch.as_tensor(rows[start : start + batch_size])
         images = None
-        if patch_store is not None:
+        if network.uses_images:
             images = prepare_batch(patch_store.read(frames.numpy()), payload["modality"], size, device)
         inputs = _network_inputs(images, frames, u_init, boxes, device)
         delta[start : start + len(frames)] = network(*inputs).float().cpu().numpy()

@@ -1,12 +1,15 @@
 """The updater variants the tables need, as one frozen table: name -> input modality, network override.
 
-A variant is what one updater job trains for one baseline (paper §3.2, Tables 1-3, and two controls the paper
+A variant is what one updater job trains for one baseline (paper §3.2, Tables 1-3, and three controls the paper
 does not have):
 
 * ``rgb_seg`` (Table 1, Table 3): the paper's input Concat(Crop(I), Crop(S)), the configured network;
 * ``rgb``, ``seg`` (Table 3) and ``uncropped_rgb`` (Table 2): the other modalities, same network;
 * ``pose_only`` (control): the same training on the same targets, but the network sees only the initial
   orientations U_init, no image (``updater.model.pose_only``): what a refiner achieves without the patches;
+* ``pose_boxes`` (control): the ``pose_only`` network that also receives the limb boxes of the ``rgb_seg`` patch
+  store (U_init and the boxes, no pixels): the boxes come from the 2D keypoint network's predictions, information
+  the initial pose may lack, so what the conditioned updater adds over this control is what its pixels add;
 * ``rgb_seg_conditioned`` (control): the ``rgb_seg`` network that also receives U_init and the limb boxes
   before its head (``condition_on_initial_pose``), so it can correct the pose it is given.
 
@@ -68,12 +71,14 @@ VARIANTS = MappingProxyType(
             Variant("seg", "seg"),
             Variant("uncropped_rgb", "uncropped_rgb"),
             Variant("pose_only", None, architecture="pose_only"),
+            Variant("pose_boxes", "rgb_seg", architecture="pose_only", conditioned=True),
             Variant("rgb_seg_conditioned", "rgb_seg", conditioned=True),
         )
     }
 )
 TABLE1_VARIANT = "rgb_seg"  # every refined baseline (Table 1)
-ABLATION_VARIANTS = ("rgb", "seg", "uncropped_rgb", "pose_only", "rgb_seg_conditioned")  # the ablation baseline
+# the ablation baseline's updaters besides rgb_seg: Tables 2 and 3 and the controls
+ABLATION_VARIANTS = ("rgb", "seg", "uncropped_rgb", "pose_only", "pose_boxes", "rgb_seg_conditioned")
 
 
 def get_variant(name: str) -> Variant:
@@ -84,7 +89,7 @@ def get_variant(name: str) -> Variant:
 
 def variant_settings(model_settings: dict, name: str) -> dict:
     """``updater.model`` as variant ``name`` trains it: the architecture overridden where the variant says
-    (``pose_only``) and ``condition_on_initial_pose`` set to the variant's."""
+    (``pose_only``, ``pose_boxes``) and ``condition_on_initial_pose`` set to the variant's."""
     variant = get_variant(name)
     settings = dict(model_settings)
     if variant.architecture is not None:
