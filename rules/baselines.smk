@@ -107,6 +107,7 @@ rule train_baseline_fold:
     benchmark:
         f"{RESULTS}/benchmarks/baselines/train_{{name}}_fold{{fold}}.tsv"
     threads: 1  # small networks: more fold jobs side by side beat more threads per job
+    priority: get_fold_priority  # the longest fold first (rules/common.smk)
     resources:
         mem_mb=8000,
         runtime=1440,

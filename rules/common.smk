@@ -116,6 +116,15 @@ def get_fold_count():
     return config["folds"]["k"]
 
 
+def get_fold_priority(wildcards):
+    """A fold model job's scheduling priority: how many training subjects it trains on (the subjects outside its
+    fold). With 5 subjects and k = 3 the folds hold 2, 2 and 1 (round robin, ``assign_folds``), so fold 2 trains on
+    4 and takes longest; started first, the shorter folds run beside it instead of it running alone at the end."""
+    dataset = config["dataset"]
+    assignment = assign_folds(dataset[dataset["kind"]]["train_subjects"], get_fold_count())
+    return sum(fold != int(wildcards.fold) for fold in assignment.values())
+
+
 def get_fold_models(stage):
     """The k fold models of a stage (folds.k, checked by ``get_fold_count``), in fold order."""
     return expand(f"{RESULTS}/{stage}/models/fold{{fold}}.pt", fold=range(get_fold_count()))

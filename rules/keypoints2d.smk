@@ -20,6 +20,7 @@ rule train_keypoints2d_fold:
     benchmark:
         f"{RESULTS}/benchmarks/keypoints2d/train_fold{{fold}}.tsv"
     threads: 1  # one per job: on 2 cores two jobs side by side beat one job on 2 threads (benchmarks/threads.py)
+    priority: get_fold_priority  # the longest fold first (rules/common.smk)
     resources:
         mem_mb=16000,
         runtime=1440,

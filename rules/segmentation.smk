@@ -21,6 +21,7 @@ rule train_segmentation_fold:
     benchmark:
         f"{RESULTS}/benchmarks/segmentation/train_fold{{fold}}.tsv"
     threads: 1  # see train_keypoints2d_fold (rules/keypoints2d.smk)
+    priority: get_fold_priority  # the longest fold first (rules/common.smk)
     resources:
         mem_mb=16000,
         runtime=1440,

@@ -33,6 +33,29 @@ def test_default_dry_run_plans_keypoints2d_and_segmentation_per_fold_and_split(w
     assert len(segment) == 2 and all("keypoints2d/models/fold0.pt" in line for line in segment)
 
 
+def test_the_fold_model_that_trains_on_the_most_subjects_is_scheduled_first(workflow_dir):
+    """Each fold job's priority is the number of subjects it trains on (rules/common.smk get_fold_priority)."""
+    result = run_snakemake(workflow_dir, "-n")
+    assert result.returncode == 0, result.stderr
+    config = default_config()
+    subjects, k = config["dataset"]["synthetic"]["train_subjects"], config["folds"]["k"]
+    held = [len(subjects[fold::k]) for fold in range(k)]  # assign_folds: round robin
+    priorities = {}
+    for block in result.stdout.split("\nrule ")[1:]:  # one job per block, up to the next job's date line
+        rule, block = block.split(":", 1)
+        name = re.search(r"\bname=(\w+)", block)
+        if rule not in ("train_keypoints2d_fold", "train_baseline_fold") or (name and name.group(1) != "integral3d"):
+            continue
+        found = re.search(r"^\s+priority: (\d+)$", block.split("\n[")[0], flags=re.MULTILINE)
+        priorities[(rule, int(re.search(r"\bfold=(\d+)", block).group(1)))] = int(found.group(1)) if found else 0
+    assert priorities == {
+        (rule, fold): len(subjects) - held[fold]
+        for rule in ("train_keypoints2d_fold", "train_baseline_fold")
+        for fold in range(k)
+    }
+    assert len(set(held)) > 1  # the default's folds differ in size, so the order matters
+
+
 def test_refinenet_segmentation_trains_its_own_fold_models(workflow_dir):
     config = default_config()
     config["segmentation"]["network"] = "refinenet"
