@@ -4,12 +4,13 @@ It copies the workflow (Snakefile, rules, workflow_scripts, envs, config.yaml) i
 temporary one, deleted afterwards unless --keep, or --workdir), runs ``snakemake --cores N`` there as a
 subprocess (with --configfile if given, and any arguments after ``--``), and measures the run's wall time
 itself. Then, from the rules' benchmark files (``patchpose.pipeline_timing``), per stage: jobs, the sum of
-the jobs' wall seconds (jobs that ran side by side count once each), the stage's span from its first job's
+the jobs' wall seconds (jobs that ran side by side count once each), the time in which at least one of them ran
+(busy), the stage's span from its first job's
 start to its last job's end (seconds after the run's start), CPU seconds and the largest job's max RSS.
 Peak memory of the run: the summed RSS of Snakemake and all its descendants, sampled every 0.5 s (shared
 pages count once per process; peaks shorter than 0.5 s can be missed), and the largest single process
 (getrusage of the children: exact, but one process). The run is checked against --budget-minutes and the
-updater jobs' summed wall time against --updater-minutes or, in a run without the updater (e.g. ``-- <targets>``
+updater jobs' busy time against --updater-minutes or, in a run without the updater (e.g. ``-- <targets>``
 of the earlier stages), the stages before it (dataset to baselines) against --pre-updater-minutes, from the
 run's start.
 
@@ -91,7 +92,7 @@ def main() -> int:
         "--updater-minutes",
         type=float,
         default=10.0,
-        help="the updater jobs' summed wall time, when the run has them (default 10)",
+        help="the time in which any updater job ran, when the run has them (default 10)",
     )
     parser.add_argument("--pre-updater-minutes", type=float, default=18.0,
                         help="the stages before the updater, from the run's start (default 18)")  # fmt: skip
