@@ -286,6 +286,47 @@ def test_the_pose_boxes_network_reads_u_init_and_the_boxes_and_no_pixels():
     assert complexity(network, SIZE)["parameters"] == sum(p.numel() for p in network.parameters())
 
 
+@pytest.mark.parametrize("architecture", ["resnet", "limb_encoder"])
+def test_an_orientation_network_returns_its_orientation_less_u_init_and_never_reads_u_init(architecture):
+    torch.manual_seed(0)
+    network = build_network(settings(architecture) | {"predicts": "orientation"}, "rgb_seg").eval()
+    assert network.predicts == "orientation" and tuple(network.orientation_offset.shape) == (OUTPUTS,)
+    assert torch.equal(network.orientation_offset, torch.zeros(OUTPUTS))
+    mean = torch.linspace(-1, 1, OUTPUTS)
+    network.start_orientation_offset(mean)
+    images, orientations, _ = _inputs(network)
+    with torch.no_grad():
+        out = network(images, orientations)
+        learned = network.predict(images, orientations, None)
+        shifted = network(images, orientations + 0.25)
+    assert torch.allclose(out, learned + mean - orientations, atol=1e-6)
+    assert torch.allclose(shifted, out - 0.25, atol=1e-6)  # U_init enters only through Eq. 1's subtraction
+    # the residual network's weights, plus the offset (a parameter: it is trained)
+    torch.manual_seed(0)
+    residual = build_network(settings(architecture), "rgb_seg")
+    assert residual.predicts == "residual" and not hasattr(residual, "orientation_offset")
+    assert set(network.state_dict()) == set(residual.state_dict()) | {"orientation_offset"}
+    assert any(parameter is network.orientation_offset for parameter in network.parameters())
+    residual.start_orientation_offset(mean)  # nothing to start for a network that predicts ΔU
+    assert set(residual.state_dict()) == set(network.state_dict()) - {"orientation_offset"}
+
+
+def test_only_the_networks_that_read_the_patches_alone_predict_orientations():
+    model = settings() | {"predicts": "orientation"}
+    for name in ("rgb_seg", "rgb", "seg", "uncropped_rgb"):
+        assert variant_settings(model, name)["predicts"] == "orientation"
+    for name in ("pose_only", "pose_boxes", "rgb_seg_conditioned"):  # they read U_init: ΔU whatever the config
+        assert variant_settings(model, name)["predicts"] == "residual"
+        assert build_network(variant_settings(model, name), "rgb_seg").predicts == "residual"
+    assert "predicts" not in variant_settings(settings(), "pose_only")  # model files written before the key
+    with pytest.raises(ValueError, match="reads the patches alone"):
+        build_network(settings(conditioned=True) | {"predicts": "orientation"}, "rgb_seg")
+    with pytest.raises(ValueError, match="reads the patches alone"):
+        build_network(settings("pose_only") | {"predicts": "orientation"}, None)
+    with pytest.raises(ValueError, match="predicts must be one of"):
+        build_network(settings() | {"predicts": "absolute"}, "rgb")
+
+
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="architecture must be one of"):
         build_network(settings() | {"architecture": "vgg"}, "rgb")

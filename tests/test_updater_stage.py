@@ -174,6 +174,35 @@ def test_the_recolouring_reaches_training_and_only_the_rgb_patches(split_files, 
     assert same(weights("seg", off), weights("seg", on))  # the colour-coded segmentation is never recoloured
 
 
+def test_an_orientation_updater_starts_from_the_training_mean_and_refines(split_files, tmp_path):
+    settings = tiny_updater("rgb_seg", epochs=1)
+    settings["model"]["predicts"] = "orientation"
+    settings["training"]["learning_rate"] = 1e-12  # the weights stay where they started
+    (tmp_path / "run").mkdir()
+    train_updater(dataset=split_files["train"]["dataset"], initial=split_files["train"]["initial"],
+                  patches=split_files["train"]["patches"], variant="rgb_seg", settings=settings, seed=3,
+                  baseline="noisy", model_path=tmp_path / "run" / "model.pt", checkpoint_path=tmp_path / "ckpt.pt",
+                  curve_path=tmp_path / "curve.csv")  # fmt: skip
+    network, payload = load_updater(tmp_path / "run" / "model.pt", torch.device("cpu"))
+    assert network.predicts == "orientation" and payload["model_settings"]["predicts"] == "orientation"
+    # the offset started at the training rows' mean U_gt (the validation rows left out)
+    store = open_dataset(split_files["train"]["dataset"])
+    truth = root_relative(store.joints_3d)
+    held = validation_rows(store, settings["training"], 3, ("updater", "noisy", "rgb_seg"))
+    rows = np.setdiff1d(np.arange(store.num_frames), held)
+    initial = read_predictions(split_files["train"]["initial"]).poses_3d.astype(np.float64)
+    u_init, target = residual_targets(truth, initial, bone_statistics(truth))
+    expected = (u_init[rows] + target[rows]).mean(axis=0)
+    assert np.allclose(network.orientation_offset.detach().numpy(), expected, atol=1e-5)
+    assert not np.allclose(expected, (u_init + target).mean(axis=0), atol=1e-5)  # the held-out rows do differ
+
+    test = split_files["test"]
+    refined = refine_split(model=tmp_path / "run" / "model.pt", dataset=test["dataset"], initial=test["initial"],
+                           patches=test["patches"], output=tmp_path / "refined.npz", method="x")  # fmt: skip
+    start = read_predictions(test["initial"]).poses_3d
+    assert np.isfinite(refined).all() and not np.allclose(refined, start - start[:, :1], atol=1e-3)
+
+
 def test_refinement_does_not_depend_on_the_batch_size(split_files, tmp_path):
     _train(split_files, tmp_path, "rgb_seg")
     test = split_files["test"]
@@ -341,7 +370,8 @@ def test_job_settings_keep_only_the_variant_s_network():
     updater = validate_config(default_config())["updater"]
     pose_only = job_settings(updater, "pose_only")["model"]
     assert pose_only["architecture"] == "pose_only" and set(pose_only) == {
-        "architecture", "input_size", "condition_on_initial_pose", "pose_only"}  # fmt: skip
+        "architecture", "input_size", "predicts", "condition_on_initial_pose", "pose_only"}  # fmt: skip
+    assert pose_only["predicts"] == "residual"
     conditioned = job_settings(updater, "rgb_seg_conditioned")["model"]
     assert conditioned["condition_on_initial_pose"] is True and "limb_encoder" in conditioned
     boxes = job_settings(updater, "pose_boxes")["model"]  # the pose_only network, conditioned on the boxes

@@ -29,6 +29,13 @@ Conditioned (``condition_on_initial_pose: true``; ``resnet`` and ``limb_encoder`
 the pooled image features are concatenated with U_init (48) and the boxes (P x 4) before an MLP head (linear,
 batch norm, ReLU, linear), so the residual can depend on the pose it corrects. Unconditioned, U_init and the
 boxes are ignored (the paper's ΔU from the patches alone).
+
+What an unconditioned image network's last layer predicts (``predicts``): ``residual``, ΔU itself (the paper's
+Eq. 2 as written); ``orientation``, the limb orientations U themselves, from the patches alone, and the network
+returns ΔU = (its output + a learned offset, ``orientation_offset``, which the training stage starts at the
+training split's mean U_gt) - U_init. The learned part still never sees U_init; only Eq. 1's subtraction does,
+so what it cannot tell from a patch is left to U_init rather than guessed from the patch. A network that reads
+U_init (conditioned, ``pose_only``) predicts ΔU either way (``variants.variant_settings``).
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ from patchpose.updater.resnet import ResNetTrunk, load_pretrained
 __all__ = [
     "OUTPUTS",
     "ARCHITECTURES",
+    "PREDICTS",
     "Updater",
     "ResNetUpdater",
     "LimbEncoderUpdater",
@@ -57,6 +65,7 @@ __all__ = [
 
 OUTPUTS = 3 * H36M.num_limbs  # ΔU and U_init: 16 limbs x (x, y, z)
 ARCHITECTURES = ("resnet", "limb_encoder", "pose_only")
+PREDICTS = ("residual", "orientation")  # what an unconditioned image network's last layer predicts
 SETTINGS = {  # the keys of each architecture's block of ``updater.model``
     "resnet": ("depth", "width", "pretrained", "hidden"),
     "limb_encoder": ("widths", "convs_per_stage", "pooled_side", "embedding", "hidden"),
@@ -76,11 +85,12 @@ def _head(inputs: int, hidden: int) -> nn.Sequential:
 
 
 class Updater(nn.Module):
-    """The common part: input checks and the conditioning vector. Subclasses set ``modality`` (or None),
-    ``uses_images``, ``uses_boxes`` and implement ``predict``."""
+    """The common part: input checks, the conditioning vector and ``predicts: orientation`` (``set_predicts``).
+    Subclasses set ``modality`` (or None), ``uses_images``, ``uses_boxes`` and implement ``predict``."""
 
     uses_images: bool = True
     uses_boxes: bool = False
+    predicts: str = "residual"
 
     def __init__(self, modality: str | None):
         super().__init__()
@@ -101,10 +111,33 @@ class Updater(nn.Module):
             got = None if boxes is None else tuple(boxes.shape)
             raise ValueError(f"boxes must be (B={batch}, {self.num_patches}, 4), got {got}")
 
+    def set_predicts(self, predicts: str) -> None:
+        """``residual`` (the default) or ``orientation``: the last layer predicts U, offset by the parameter
+        ``orientation_offset`` (48, zeros here; ``start_orientation_offset``), and ΔU = U - U_init. Only for a
+        network that never reads U_init."""
+        if predicts not in PREDICTS:
+            raise ValueError(f"updater.model.predicts must be one of {PREDICTS}, got {predicts!r}")
+        if predicts == "orientation" and (self.uses_boxes or not self.uses_images):
+            raise ValueError("updater.model.predicts: orientation is for a network that reads the patches alone; "
+                             "this one reads U_init (conditioned or pose_only) and predicts ΔU")  # fmt: skip
+        self.predicts = predicts
+        if predicts == "orientation":
+            self.orientation_offset = nn.Parameter(torch.zeros(OUTPUTS))
+
+    @torch.no_grad()
+    def start_orientation_offset(self, mean_orientation: torch.Tensor) -> None:
+        """Start ``orientation_offset`` at ``mean_orientation`` (48: the training split's mean U_gt), so training
+        starts from predicting the mean orientation, not 0. Nothing for a network that predicts ΔU."""
+        if self.predicts == "orientation":
+            self.orientation_offset.copy_(torch.as_tensor(mean_orientation, dtype=self.orientation_offset.dtype))
+
     def forward(self, images, initial_orientations, boxes=None) -> torch.Tensor:
         """(B, C, S, S) or None, (B, 48), (B, P, 4) or None -> (B, 48) ΔU; see the module docstring."""
         self._check(images, initial_orientations, boxes)
-        return self.predict(images, initial_orientations, boxes)
+        output = self.predict(images, initial_orientations, boxes)
+        if self.predicts == "orientation":
+            output = output + self.orientation_offset.to(output.dtype) - initial_orientations.to(output.dtype)
+        return output
 
     def predict(self, images, initial_orientations, boxes) -> torch.Tensor:
         raise NotImplementedError
@@ -207,9 +240,10 @@ def _block(model_settings: dict, architecture: str) -> dict:
 
 
 def build_network(model_settings: dict, modality: str, *, load_weights: bool = True) -> Updater:
-    """The network of ``model_settings`` (``updater.model``: ``architecture``, ``condition_on_initial_pose`` and
-    the architecture's block; the other architectures' blocks are not read) for input ``modality`` (``pose_only``
-    reads it only conditioned, for the number of boxes; None: no patch store).
+    """The network of ``model_settings`` (``updater.model``: ``architecture``, ``condition_on_initial_pose``,
+    ``predicts`` (absent: ``residual``, as in model files written before it) and the architecture's block; the
+    other architectures' blocks are not read) for input ``modality`` (``pose_only`` reads it only conditioned,
+    for the number of boxes; None: no patch store).
 
     load_weights: read ``resnet.pretrained`` (a local torchvision state dict, or null); False when the weights
     come from a trained model file anyway.
@@ -222,14 +256,16 @@ def build_network(model_settings: dict, modality: str, *, load_weights: bool = T
     if not isinstance(conditioned, bool):
         raise ValueError(f"updater.model.condition_on_initial_pose must be true or false, got {conditioned!r}")
     if architecture == "pose_only":
-        return PoseOnlyUpdater(block["width"], block["blocks"], block["dropout"], modality, conditioned)
-    if architecture == "resnet":
+        network = PoseOnlyUpdater(block["width"], block["blocks"], block["dropout"], modality, conditioned)
+    elif architecture == "resnet":
         network = ResNetUpdater(modality, block["depth"], block["width"], block["hidden"], conditioned)
         if load_weights and block["pretrained"] is not None:
             load_pretrained(network.trunk, block["pretrained"])
-        return network
-    return LimbEncoderUpdater(modality, block["widths"], block["convs_per_stage"], block["embedding"],
-                              block["hidden"], conditioned, block["pooled_side"])  # fmt: skip
+    else:
+        network = LimbEncoderUpdater(modality, block["widths"], block["convs_per_stage"], block["embedding"],
+                                     block["hidden"], conditioned, block["pooled_side"])  # fmt: skip
+    network.set_predicts(model_settings.get("predicts", "residual"))
+    return network
 
 
 def _example_inputs(network: Updater, input_size: int, batch: int):

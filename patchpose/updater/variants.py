@@ -89,12 +89,16 @@ def get_variant(name: str) -> Variant:
 
 def variant_settings(model_settings: dict, name: str) -> dict:
     """``updater.model`` as variant ``name`` trains it: the architecture overridden where the variant says
-    (``pose_only``, ``pose_boxes``) and ``condition_on_initial_pose`` set to the variant's."""
+    (``pose_only``, ``pose_boxes``), ``condition_on_initial_pose`` set to the variant's, and ``predicts`` set to
+    ``residual`` for a variant whose network reads U_init (``predicts: orientation`` is for the patches alone:
+    ``patchpose.updater.network``)."""
     variant = get_variant(name)
     settings = dict(model_settings)
     if variant.architecture is not None:
         settings["architecture"] = variant.architecture
     settings["condition_on_initial_pose"] = variant.conditioned
+    if "predicts" in settings and (variant.conditioned or settings["architecture"] == "pose_only"):
+        settings["predicts"] = "residual"
     return settings
 
 
