@@ -258,6 +258,15 @@ def test_pose_only_refines_without_patches_and_patch_updaters_need_them(results,
     assert result.stderr.startswith(
         f"patchpose: error: {model}: the rgb_seg updater reads rgb_seg patches; give --patches"
     )
+    # the pose + boxes control reads no pixel, only the boxes of the patch store: the message says what it reads
+    arguments = _refine_arguments(results, "pose_boxes", tmp_path / "boxes.npz")
+    result = _run(*arguments[: arguments.index("--patches")])
+    assert result.exit_code == 1 and not (tmp_path / "boxes.npz").exists()
+    model = results / "updater/lifting/pose_boxes/model.pt"
+    assert result.stderr.startswith(
+        f"patchpose: error: {model}: the pose_boxes updater reads the limb boxes of its rgb_seg patch store; give "
+        "--patches"
+    )
 
 
 @pytest.mark.slow

@@ -309,6 +309,11 @@ def test_an_orientation_network_returns_its_orientation_less_u_init_and_never_re
     assert any(parameter is network.orientation_offset for parameter in network.parameters())
     residual.start_orientation_offset(mean)  # nothing to start for a network that predicts ΔU
     assert set(residual.state_dict()) == set(network.state_dict()) - {"orientation_offset"}
+    # under bf16 autocast (the CUDA path's AMP, here on the CPU) the subtraction stays in float32
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        learned, out = network.predict(images, orientations, None), network(images, orientations)
+    assert learned.dtype == torch.bfloat16 and out.dtype == torch.float32
+    assert torch.equal(out, learned.float() + mean - orientations)
 
 
 def test_only_the_networks_that_read_the_patches_alone_predict_orientations():

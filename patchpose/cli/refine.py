@@ -79,8 +79,9 @@ def refine(model, patches, store, predictions, output, method, batch_size, threa
         payload = loaded[1]
         modality, variant = payload["modality"], payload["variant"]
         if modality is not None and patches is None:
+            reads = f"{modality} patches" if loaded[0].uses_images else f"the limb boxes of its {modality} patch store"
             raise InputError(
-                f"{model}: the {variant} updater reads {modality} patches; give --patches (the store "
+                f"{model}: the {variant} updater reads {reads}; give --patches (the store "
                 f"results/<dataset>/patches/{patch_source(modality)}/{dataset.split}.zarr of these frames)"
             )
         if modality is None and patches is not None:

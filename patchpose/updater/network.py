@@ -135,8 +135,8 @@ class Updater(nn.Module):
         """(B, C, S, S) or None, (B, 48), (B, P, 4) or None -> (B, 48) ΔU; see the module docstring."""
         self._check(images, initial_orientations, boxes)
         output = self.predict(images, initial_orientations, boxes)
-        if self.predicts == "orientation":
-            output = output + self.orientation_offset.to(output.dtype) - initial_orientations.to(output.dtype)
+        if self.predicts == "orientation":  # in float32 even under bf16 autocast: ΔU is a small difference of two Us
+            output = output.float() + self.orientation_offset.float() - initial_orientations.float()
         return output
 
     def predict(self, images, initial_orientations, boxes) -> torch.Tensor:
