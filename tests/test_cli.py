@@ -251,22 +251,15 @@ def test_pose_only_refines_without_patches_and_patch_updaters_need_them(results,
     result = _run(*_refine_arguments(results, "pose_only", tmp_path / "refined.npz"))
     assert result.exit_code == 0, result.output
     _same_predictions(tmp_path / "refined.npz", results / "refined/lifting/pose_only/test_poses_3d.npz")
-    arguments = _refine_arguments(results, "rgb_seg", tmp_path / "other.npz")
-    result = _run(*arguments[: arguments.index("--patches")])
-    assert result.exit_code == 1 and not (tmp_path / "other.npz").exists()
-    model = results / "updater/lifting/rgb_seg/model.pt"
-    assert result.stderr.startswith(
-        f"patchpose: error: {model}: the rgb_seg updater reads rgb_seg patches; give --patches"
-    )
-    # the pose + boxes control reads no pixel, only the boxes of the patch store: the message says what it reads
-    arguments = _refine_arguments(results, "pose_boxes", tmp_path / "boxes.npz")
-    result = _run(*arguments[: arguments.index("--patches")])
-    assert result.exit_code == 1 and not (tmp_path / "boxes.npz").exists()
-    model = results / "updater/lifting/pose_boxes/model.pt"
-    assert result.stderr.startswith(
-        f"patchpose: error: {model}: the pose_boxes updater reads the limb boxes of its rgb_seg patch store; give "
-        "--patches"
-    )
+    # an updater that reads its patch store is refused without one; the message says what it reads there (the
+    # pose + boxes control reads no pixel, only the boxes)
+    for variant, reads in (("rgb_seg", "rgb_seg patches"), ("pose_boxes", "the limb boxes of its rgb_seg patch store")):
+        arguments = _refine_arguments(results, variant, tmp_path / f"{variant}.npz")
+        result = _run(*arguments[: arguments.index("--patches")])
+        assert result.exit_code == 1 and not (tmp_path / f"{variant}.npz").exists()
+        model = results / f"updater/lifting/{variant}/model.pt"
+        expected = f"patchpose: error: {model}: the {variant} updater reads {reads}; give --patches"
+        assert result.stderr.startswith(expected)
 
 
 @pytest.mark.slow
