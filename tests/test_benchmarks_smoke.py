@@ -846,3 +846,53 @@ def test_the_threads_benchmark_trains_both_configured_networks_both_ways():
     assert [row[0] for row in ratios] == ["keypoints2d", "updater"] and all(float(row[-1][:-1]) > 0 for row in ratios)
     wrong = subprocess.run(command + ["--networks", "hourglass"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert wrong.returncode != 0 and "unknown: ['hourglass']" in wrong.stderr
+
+
+def test_the_shared_orientation_updaters_are_interchangeable_and_their_mean_is_evaluated(tiny_run, tmp_path):
+    """The tiny run's two rgb_seg updaters (lifting's and integral3d's, predicting orientations): each member's
+    validation loss is the same on either baseline's U_init and the one its own curve.csv kept, and their mean's
+    is no higher than the members' average (the loss is convex). In a copy whose integral3d updater is lifting's
+    file, the mean of the two is lifting's updater, calibrated afresh on the same frames: lifting's shared
+    refinement is the run's own. A variant with one updater, a residual one and held-out poses are refused."""
+    from patchpose.poses3d.files import read_predictions
+
+    results = tiny_run / "results/synthetic"
+    script, config = str(REPO / "benchmarks" / "shared_orientation.py"), str(tiny_run / "config.yaml")
+
+    def run(results, out, *extra, configfile=config):
+        command = [sys.executable, script, "--results", str(results), "--configfile", configfile, "--out", str(out)]
+        return subprocess.run(command + list(extra), cwd=REPO, capture_output=True, text=True, timeout=600)
+
+    result = run(results, tmp_path / "shared")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: [float(value) for value in line.split()[1:]]
+            for line in result.stdout.split("test split")[0].splitlines()[2:]}  # fmt: skip
+    assert sorted(rows) == ["integral3d", "lifting"]
+    for baseline, values in rows.items():
+        members, mean = values[:2], values[2]
+        assert members == pytest.approx(rows["lifting"][:2], rel=2e-3, abs=2e-3)  # the baseline's U_init cancels
+        assert mean <= np.mean(members) + 1e-3
+        with open(results / "updater" / baseline / "rgb_seg" / "curve.csv", newline="", encoding="utf-8") as handle:
+            kept = float([row for row in csv.DictReader(handle) if row["best"] == "True"][-1]["val_loss"])
+        assert members[sorted(rows).index(baseline)] == pytest.approx(kept, rel=2e-3, abs=2e-3)
+    for baseline in rows:
+        assert (tmp_path / "shared" / "refined" / baseline / "rgb_seg" / "improvement.csv").is_file()
+        assert f"{baseline:14s}shared" in result.stdout and f"{baseline:14s}own" in result.stdout
+
+    twins = tmp_path / "twins"
+    shutil.copytree(results, twins)
+    shutil.copyfile(results / "updater/lifting/rgb_seg/model.pt", twins / "updater/integral3d/rgb_seg/model.pt")
+    result = run(twins, tmp_path / "twins_out")
+    assert result.returncode == 0, result.stderr
+    shared = read_predictions(tmp_path / "twins_out/refined/lifting/rgb_seg/test_poses_3d.npz").poses_3d
+    own = read_predictions(results / "refined/lifting/rgb_seg/test_poses_3d.npz").poses_3d
+    assert np.abs(shared - own).max() < 0.05  # mm
+
+    for variant, message in (("rgb", "sharing needs two or more"), ("rgb_seg_conditioned", "predicts residual")):
+        refused = run(results, tmp_path / variant, "--variant", variant)
+        assert refused.returncode != 0 and message in refused.stderr, refused.stderr
+    settings = yaml.safe_load((tiny_run / "config.yaml").read_text(encoding="utf-8"))
+    settings["updater"]["training"]["validation_subjects"] = []
+    (tmp_path / "poses.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    refused = run(results, tmp_path / "poses", configfile=str(tmp_path / "poses.yaml"))
+    assert refused.returncode != 0 and "validation_subjects is []" in refused.stderr
