@@ -47,6 +47,8 @@ from patchpose.updater.network import OUTPUTS
 from patchpose.updater.stage import load_updater, predict_residuals, residual_targets, validation_rows
 from patchpose.updater.variants import updater_seed
 
+SPLITS = ("train", "test")
+
 
 def load_members(results: Path, variant: str) -> dict[str, tuple[torch.nn.Module, dict]]:
     """baseline -> (network, payload) of every ``updater/<baseline>/<variant>/model.pt``; exits unless there are
@@ -59,8 +61,10 @@ def load_members(results: Path, variant: str) -> dict[str, tuple[torch.nn.Module
                              "and not another's (updater.model.predicts, a patches-only variant)")  # fmt: skip
         members[model.parent.parent.name] = (network, payload)
     if len(members) < 2:
-        raise SystemExit(f"{results}: {len(members)} {variant} updater(s) under updater/<baseline>/{variant}/; "
-                         "sharing needs two or more (Table 1 trains one per baseline with a training split)")  # fmt: skip
+        raise SystemExit(
+            f"{results}: {len(members)} {variant} updater(s) under updater/<baseline>/{variant}/; "
+            "sharing needs two or more (Table 1 trains one per baseline with a training split)"
+        )
     return members
 
 
@@ -70,6 +74,11 @@ def initial_poses(results: Path, baseline: str, split: str) -> Path:
     if split == "train" and not path.is_file():  # updater: error_model trains on its error model's samples
         path = results / "error_model" / baseline / "train_poses_3d.npz"
     return path
+
+
+def loss(delta: np.ndarray, goal: np.ndarray) -> float:
+    """Eq. 2's loss: the squared error summed over the 48 outputs, averaged over the frames."""
+    return float(((delta - goal) ** 2).sum(axis=1).mean())
 
 
 def residuals(members, store, initial: Path, patches: Path, rows=None) -> list[np.ndarray]:
@@ -94,7 +103,7 @@ def main() -> None:
     names = list(members)
     train, test = open_dataset(args.results / "dataset/train.zarr"), open_dataset(args.results / "dataset/test.zarr")
     modality = members[names[0]][1]["modality"]
-    patches = {split: args.results / "patches" / patch_source(modality) / f"{split}.zarr" for split in ("train", "test")}
+    patches = {split: args.results / "patches" / patch_source(modality) / f"{split}.zarr" for split in SPLITS}
     truth = root_relative(train.joints_3d)
     validation = [f"validation frames ({', '.join(training['validation_subjects'])}), Eq. 2's loss before "
                   f"calibration, each baseline's U_init; the {args.variant} updaters trained for " + ", ".join(names),
@@ -108,13 +117,12 @@ def main() -> None:
                                      bone_statistics(truth))  # fmt: skip
         held = validation_rows(train, training, updater_seed(config), ("updater", baseline, args.variant))
         goal = target[held].astype(np.float64)
-        loss = lambda delta: float(((delta - goal) ** 2).sum(axis=1).mean())  # noqa: E731
-        each = residuals(members.values(), train, initial_poses(args.results, baseline, "train"), patches["train"], held)
+        initial = initial_poses(args.results, baseline, "train")
+        each = residuals(members.values(), train, initial, patches["train"], held)
         mean = np.mean(each, axis=0)
-        zero = loss(np.zeros_like(goal))
-        own = loss(each[names.index(baseline)])
-        validation.append(f"{baseline:14s}" + "".join(f"{loss(delta):12.3f}" for delta in each)
-                          + f"{loss(mean):10.3f}{zero:9.3f}{own / zero:10.3f}{loss(mean) / zero:11.3f}")  # fmt: skip
+        zero, own, shared = (loss(delta, goal) for delta in (np.zeros_like(goal), each[names.index(baseline)], mean))
+        validation.append(f"{baseline:14s}" + "".join(f"{loss(delta, goal):12.3f}" for delta in each)
+                          + f"{shared:10.3f}{zero:9.3f}{own / zero:10.3f}{shared / zero:11.3f}")  # fmt: skip
         alpha = calibration_factors(mean, goal, training["calibration"])
         initial = initial_poses(args.results, baseline, "test")
         each = residuals(members.values(), test, initial, patches["test"])
@@ -123,8 +131,9 @@ def main() -> None:
         refined = refine(poses, (np.mean(each, axis=0) * alpha).reshape(-1, OUTPUTS // 3, 3), stats)
         where = args.out / "refined" / baseline / args.variant
         where.mkdir(parents=True, exist_ok=True)
+        method = f"{baseline} refined by the {args.variant} updaters of {', '.join(names)}"
         write_predictions(where / "test_poses_3d.npz", refined - refined[:, :1], test.frame_ids(), split="test",
-                          method=f"{baseline} refined by the {args.variant} updaters of {', '.join(names)}")  # fmt: skip
+                          method=method)  # fmt: skip
         rows = evaluate_refinement(
             refined_predictions=where / "test_poses_3d.npz",
             store=args.results / "dataset/test.zarr",
