@@ -28,6 +28,7 @@ Run:  .venv/bin/python benchmarks/shared_orientation.py --out DIR [--results res
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ import torch
 from patchpose.baselines.geometry import root_relative
 from patchpose.config import load_config
 from patchpose.dataset_format import open_dataset
-from patchpose.evaluation.refinement import evaluate_refinement, read_improvement, refinement_stream
+from patchpose.evaluation.refinement import read_improvement
 from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL
 from patchpose.orientation import BoneStatistics, bone_statistics, refine
 from patchpose.poses3d.files import write_predictions
@@ -46,6 +47,9 @@ from patchpose.updater.modalities import patch_source
 from patchpose.updater.network import OUTPUTS
 from patchpose.updater.stage import load_updater, predict_residuals, residual_targets, validation_rows
 from patchpose.updater.variants import updater_seed
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from updater_ensemble import evaluate_written  # noqa: E402
 
 SPLITS = ("train", "test")
 
@@ -94,7 +98,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="where the shared refinements and evaluations go")
     args = parser.parse_args()
     config = load_config(args.configfile)
-    training, evaluation = config["updater"]["training"], config["evaluation"]
+    training = config["updater"]["training"]
     if not training["validation_subjects"]:
         raise SystemExit(f"{args.configfile}: updater.training.validation_subjects is []: each baseline's updater "
                          "held out poses of its own draw, which the others trained on")  # fmt: skip
@@ -134,20 +138,7 @@ def main() -> None:
         method = f"{baseline} refined by the {args.variant} updaters of {', '.join(names)}"
         write_predictions(where / "test_poses_3d.npz", refined - refined[:, :1], test.frame_ids(), split="test",
                           method=method)  # fmt: skip
-        rows = evaluate_refinement(
-            refined_predictions=where / "test_poses_3d.npz",
-            store=args.results / "dataset/test.zarr",
-            initial_errors=args.results / "baselines" / baseline / "test_frame_errors.npz",
-            rarity=args.results / "evaluation/test_rarity.npz",
-            table=where / "mpjpe_per_action.csv",
-            frame_errors=where / "test_frame_errors.npz",
-            improvement=where / "improvement.csv",
-            deciles=where / "rarity_deciles.csv",
-            resamples=evaluation["bootstrap_resamples"],
-            confidence=evaluation["confidence"],
-            seed=config["seed"],
-            stream_names=refinement_stream(baseline, args.variant),
-        )
+        rows = evaluate_written(where, args.results, baseline, args.variant, config)
         for label, row in (
             ("own", read_improvement(args.results / "refined" / baseline / args.variant / "improvement.csv")[average]),
             ("shared", next(row for row in rows if row["action"] == average)),

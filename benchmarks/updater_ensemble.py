@@ -110,6 +110,26 @@ def validation_table(runs: list[Path], pairs, training: dict, seed: int) -> list
     return lines
 
 
+def evaluate_written(where: Path, results: Path, baseline: str, variant: str, config: dict) -> list[dict]:
+    """Evaluate ``where/test_poses_3d.npz``, ``baseline``'s test split refined another way than the run
+    ``results`` (a finished ``results/<dataset>``) did, by the pipeline's own code beside it (the run's initial
+    errors, rarity and bootstrap streams), into ``where``; returns the rows of its ``improvement.csv``."""
+    return evaluate_refinement(
+        refined_predictions=where / "test_poses_3d.npz",
+        store=results / "dataset/test.zarr",
+        initial_errors=results / "baselines" / baseline / "test_frame_errors.npz",
+        rarity=results / "evaluation/test_rarity.npz",
+        table=where / "mpjpe_per_action.csv",
+        frame_errors=where / "test_frame_errors.npz",
+        improvement=where / "improvement.csv",
+        deciles=where / "rarity_deciles.csv",
+        resamples=config["evaluation"]["bootstrap_resamples"],
+        confidence=config["evaluation"]["confidence"],
+        seed=config["seed"],
+        stream_names=refinement_stream(baseline, variant),
+    )
+
+
 def ensemble_test(runs: list[Path], pairs, out: Path, config: dict) -> list[str]:
     store_path = runs[0] / "dataset/test.zarr"
     store = open_dataset(store_path)
@@ -126,20 +146,7 @@ def ensemble_test(runs: list[Path], pairs, out: Path, config: dict) -> list[str]
         poses = [load_for_store(run / "refined" / baseline / variant / "test_poses_3d.npz", store) for run in runs]
         write_predictions(where / "test_poses_3d.npz", np.mean(poses, axis=0), store.frame_ids(), split="test",
                           method=f"{baseline} refined by {len(runs)} {variant} updaters")  # fmt: skip
-        rows = evaluate_refinement(
-            refined_predictions=where / "test_poses_3d.npz",
-            store=store_path,
-            initial_errors=runs[0] / "baselines" / baseline / "test_frame_errors.npz",
-            rarity=runs[0] / "evaluation/test_rarity.npz",
-            table=where / "mpjpe_per_action.csv",
-            frame_errors=where / "test_frame_errors.npz",
-            improvement=where / "improvement.csv",
-            deciles=where / "rarity_deciles.csv",
-            resamples=evaluation["bootstrap_resamples"],
-            confidence=evaluation["confidence"],
-            seed=config["seed"],
-            stream_names=refinement_stream(baseline, variant),
-        )
+        rows = evaluate_written(where, runs[0], baseline, variant, config)
         mean = next(row for row in rows if row["action"] == average)
         members = [read_improvement(run / "refined" / baseline / variant / "improvement.csv")[average]["refined_mm"]
                    for run in runs]  # fmt: skip
