@@ -117,11 +117,10 @@ def main() -> None:
     tests = [f"test split, refined MPJPE in mm ({average}): by its own {args.variant} updater and by the members' "
              "mean, calibrated on its validation frames; gain [interval] (relative)"]  # fmt: skip
     for baseline in names:
-        _, target = residual_targets(truth, load_for_store(initial_poses(args.results, baseline, "train"), train),
-                                     bone_statistics(truth))  # fmt: skip
+        initial = initial_poses(args.results, baseline, "train")
+        _, target = residual_targets(truth, load_for_store(initial, train), bone_statistics(truth))
         held = validation_rows(train, training, updater_seed(config), ("updater", baseline, args.variant))
         goal = target[held].astype(np.float64)
-        initial = initial_poses(args.results, baseline, "train")
         each = residuals(members.values(), train, initial, patches["train"], held)
         mean = np.mean(each, axis=0)
         zero, own, shared = (loss(delta, goal) for delta in (np.zeros_like(goal), each[names.index(baseline)], mean))
