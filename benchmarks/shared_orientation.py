@@ -50,6 +50,7 @@ from patchpose.updater.variants import updater_seed
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from updater_ensemble import evaluate_written  # noqa: E402
+from updater_validation import training_poses  # noqa: E402
 
 SPLITS = ("train", "test")
 
@@ -70,14 +71,6 @@ def load_members(results: Path, variant: str) -> dict[str, tuple[torch.nn.Module
             "sharing needs two or more (Table 1 trains one per baseline with a training split)"
         )
     return members
-
-
-def initial_poses(results: Path, baseline: str, split: str) -> Path:
-    """The poses ``baseline``'s updater was trained on (``split`` train) or refines (test)."""
-    path = results / "baselines" / baseline / f"{split}_poses_3d.npz"
-    if split == "train" and not path.is_file():  # updater: error_model trains on its error model's samples
-        path = results / "error_model" / baseline / "train_poses_3d.npz"
-    return path
 
 
 def loss(delta: np.ndarray, goal: np.ndarray) -> float:
@@ -117,7 +110,7 @@ def main() -> None:
     tests = [f"test split, refined MPJPE in mm ({average}): by its own {args.variant} updater and by the members' "
              "mean, calibrated on its validation frames; gain [interval] (relative)"]  # fmt: skip
     for baseline in names:
-        initial = initial_poses(args.results, baseline, "train")
+        initial = training_poses(args.results, baseline)
         _, target = residual_targets(truth, load_for_store(initial, train), bone_statistics(truth))
         held = validation_rows(train, training, updater_seed(config), ("updater", baseline, args.variant))
         goal = target[held].astype(np.float64)
@@ -127,7 +120,7 @@ def main() -> None:
         validation.append(f"{baseline:14s}" + "".join(f"{loss(delta, goal):12.3f}" for delta in each)
                           + f"{shared:10.3f}{zero:9.3f}{own / zero:10.3f}{shared / zero:11.3f}")  # fmt: skip
         alpha = calibration_factors(mean, goal, training["calibration"])
-        initial = initial_poses(args.results, baseline, "test")
+        initial = args.results / "baselines" / baseline / "test_poses_3d.npz"
         each = residuals(members.values(), test, initial, patches["test"])
         poses = load_for_store(initial, test)
         stats = BoneStatistics.from_dict(members[baseline][1]["bone_statistics"])

@@ -28,14 +28,18 @@ from patchpose.updater.stage import residual_targets, validation_rows
 from patchpose.updater.variants import updater_seed
 
 
+def training_poses(results: Path, baseline: str) -> Path:
+    """The training split's initial poses ``baseline``'s updaters were trained on (``updater: error_model``: the
+    poses sampled from its error model)."""
+    initial = results / "baselines" / baseline / "train_poses_3d.npz"
+    return initial if initial.is_file() else results / "error_model" / baseline / "train_poses_3d.npz"
+
+
 def zero_loss(results: Path, baseline: str, training: dict, seed: int, variant: str) -> float:
     """The loss of ΔU = 0 on the validation frames ``train_updater`` holds out for ``baseline``'s ``variant``."""
     store = open_dataset(results / "dataset/train.zarr")
     truth = root_relative(store.joints_3d)
-    initial = results / "baselines" / baseline / "train_poses_3d.npz"
-    if not initial.is_file():  # updater: error_model trains on the poses sampled from its error model
-        initial = results / "error_model" / baseline / "train_poses_3d.npz"
-    initial = load_for_store(initial, store)
+    initial = load_for_store(training_poses(results, baseline), store)
     _, target = residual_targets(truth, initial, bone_statistics(truth))
     held = validation_rows(store, training, seed, ("updater", baseline, variant))
     return float((target[held].astype(np.float64) ** 2).sum(axis=1).mean())
