@@ -8,9 +8,8 @@ seed=1``; another machine: the same command there), this prints each claim's fig
 how many runs it holds in: a claim that holds in every run is robust to what the runs vary, one that holds in
 some only is not, however narrow its interval in each. Nothing is trained or recomputed.
 
-Figures: a paired claim (Table 1, Table 2, the pose-only controls, each of Table 3's two comparisons) shows its
-improvement in mm with the 95% interval (``+`` = the claim's direction); a rare claim the rarest decile's relative
-gain beside the commonest's; a claim made of parts (Table 3) holds where all its parts hold.
+Figures: those of ``patchpose.tables.claims`` (a paired claim's improvement in mm with its interval, a rare claim's
+rarest decile beside the commonest; a claim made of parts holds where all its parts hold).
 
 Run:  .venv/bin/python benchmarks/claims_spread.py RUN [RUN ...] [--names seed0,seed1]
 
@@ -21,44 +20,18 @@ runs' paths.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from patchpose.tables.claims import claim_rows
+from patchpose.tables.claims import read_claims as read_claims_file
 
 
 def read_claims(run: Path) -> dict:
     """The claims of ``run`` (a claims.json or a directory holding one), or exit naming what is wrong."""
-    path = run / "claims.json" if run.is_dir() else run
-    if not path.is_file():
-        raise SystemExit(f"{path}: no such claims.json")
     try:
-        claims = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise SystemExit(f"{path}: not JSON ({error})") from None
-    if not isinstance(claims, dict) or not all(isinstance(c, dict) and "holds" in c for c in claims.values()):
-        raise SystemExit(f"{path}: not a claims.json (an object of claims, each with 'holds')")
-    return claims
-
-
-def _paired(claim: dict) -> str:
-    return f"{claim['improvement_mm']:+.1f} [{claim['ci_low_mm']:+.1f}, {claim['ci_high_mm']:+.1f}]"
-
-
-def claim_rows(claims: dict) -> dict[str, tuple[str, bool]]:
-    """{row name: (figure, holds)}: one row per claim, and one per part of a claim made of paired parts (named
-    ``<claim> / <part>``), in the file's order."""
-    rows = {}
-    for name, claim in claims.items():
-        parts = {key: value for key, value in claim.items() if isinstance(value, dict) and "improvement_mm" in value}
-        if "improvement_mm" in claim:
-            figure = _paired(claim)
-        elif "rarest_relative_gain" in claim:
-            figure = f"{claim['rarest_relative_gain']:+.1%} vs {claim['commonest_relative_gain']:+.1%}"
-        else:
-            figure = "(its parts below)" if parts else ""
-        rows[name] = (figure, bool(claim["holds"]))
-        for part, value in parts.items():
-            rows[f"{name} / {part}"] = (_paired(value), bool(value["holds"]))
-    return rows
+        return read_claims_file(run)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
 
 def verdict(holds: list[bool | None]) -> str:
