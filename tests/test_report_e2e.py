@@ -366,6 +366,7 @@ def test_the_report_shows_the_tables_in_a_browser(report, finished):
                           "return t.includes('bootstrap') ? t : false; })()")  # fmt: skip
         assert "200 resamples" in info and "updater.model.architecture limb_encoder" in info
         assert "predicts orientation" in info
+        assert "updater.model.limb_encoder: widths" in info and "pooled_side" in info  # the network's own block
         # a figure renders as an image
         page.click_menu("Results")
         page.click_menu("Figures")
