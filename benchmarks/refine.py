@@ -26,6 +26,11 @@ Run (it uses the CPU; on a shared machine hold the lock):
 ``--model`` times an untrained network instead: config.yaml's ``updater.model`` for the variant with those
 keys changed (weights do not change the time; the trained model still gives the bone statistics), e.g. the
 paper's ResNet-50 at 256 px beside the 2-core default.
+
+``--allocator``: ``kept`` (the default) keeps glibc from unmapping the large freed tensors, as the pipeline's
+refinement does on the CPU (``predict_residuals``, ``patchpose.allocator``); ``glibc`` leaves glibc as it comes;
+``both`` runs the benchmark once with each in fresh processes (the setting cannot be undone in a process), glibc
+first, prints both and the ratio of their per-frame times.
 """
 
 from __future__ import annotations
@@ -33,7 +38,11 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import re
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +50,7 @@ import numpy as np
 import torch
 import yaml
 
+from patchpose.allocator import OPT_OUT, keep_freed_memory
 from patchpose.dataset_format import open_dataset
 from patchpose.keypoints2d.stage import read_predictions
 from patchpose.orientation import BoneStatistics, encode_orientation, refine
@@ -72,13 +82,49 @@ def _arguments() -> argparse.Namespace:
         help="JSON keys over the trained updater's model settings: time an untrained "
         "network of those settings instead (e.g. the paper's ResNet-50 at 256 px)",
     )
+    parser.add_argument("--allocator", choices=("kept", "glibc", "both"), default="kept",
+                        help="freed large blocks kept (as the pipeline), glibc as it comes, or both")  # fmt: skip
     return parser.parse_args()
+
+
+PER_FRAME = {
+    "forward": re.compile(r"^forward alone: +([0-9.]+) ms/frame$", re.M),
+    "whole": re.compile(r"^boxes \+ cut \+ prepare \+ forward \+ rebuild: +([0-9.]+) ms/frame$", re.M),
+}
+
+
+def both_allocators() -> None:
+    """This benchmark with glibc's allocator as it comes, then with freed blocks kept, each in a fresh process."""
+    argv = sys.argv[1:]
+    at = argv.index("--allocator") if "--allocator" in argv else None
+    if at is not None:
+        del argv[at : at + 2]
+    times = {}
+    for mode in ("glibc", "kept"):
+        environment = {key: value for key, value in os.environ.items() if key != OPT_OUT}
+        if mode == "glibc":
+            environment[OPT_OUT] = "default"
+        command = [sys.executable, str(Path(__file__).resolve()), *argv, "--allocator", mode]
+        result = subprocess.run(command, env=environment, capture_output=True, text=True)
+        print(f"--- allocator {mode}")
+        print(result.stdout, end="")
+        if result.returncode != 0:
+            sys.stderr.write(result.stderr)
+            raise SystemExit(f"the {mode} run failed (exit {result.returncode})")
+        times[mode] = {name: float(pattern.search(result.stdout).group(1)) for name, pattern in PER_FRAME.items()}
+    for name, label in (("whole", "whole refinement"), ("forward", "forward alone")):
+        print(f"{label} per frame, glibc / kept: {times['glibc'][name] / times['kept'][name]:.2f}x "
+              f"({times['glibc'][name]:.3f} -> {times['kept'][name]:.3f} ms)")  # fmt: skip
 
 
 def main() -> None:
     args = _arguments()
+    if args.allocator == "both":
+        both_allocators()
+        return
     torch.set_num_threads(args.threads)
     device = select_device()
+    kept = args.allocator == "kept" and device.type == "cpu" and keep_freed_memory()  # as predict_residuals does
     results = args.results
     network, payload = load_updater(results / "updater" / args.baseline / args.variant / "model.pt", device)
     if args.model:  # timing only: random weights of other settings, the trained model's modality and statistics
@@ -164,7 +210,7 @@ def main() -> None:
     forward, whole_ms = (statistics.median(timings[name]) * 1000 for name in ("forward", "refine"))
     print(f"{args.baseline}/{args.variant} ({payload['model_settings']['architecture']}, {modality}, input "
           f"{size} px), {len(rows)} test frames in batches of {args.batch}, {args.threads} threads, {device.type}, "
-          f"median of {args.repeats}")  # fmt: skip
+          f"median of {args.repeats}, allocator {'kept' if kept else 'glibc'}")  # fmt: skip
     print(f"forward alone:                        {forward:8.3f} ms/frame")
     print(f"boxes + cut + prepare + forward + rebuild: {whole_ms:8.3f} ms/frame")
     print(f"ratio whole / forward: {whole_ms / forward:.2f}x (goal <= 1.15x)")

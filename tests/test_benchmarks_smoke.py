@@ -773,6 +773,21 @@ def test_the_cue_test_renders_the_world_it_is_asked_for(monkeypatch):
     assert not (off["texture_cue"] or off["shading_cue"])
 
 
+def test_the_refine_benchmark_times_both_allocators_in_fresh_processes(tiny_run):
+    """--allocator both: a run with glibc as it comes, then one with freed blocks kept (as the pipeline refines on
+    the CPU), each printing its own figures, then the ratios of their per-frame times."""
+    command = [sys.executable, str(REPO / "benchmarks" / "refine.py"), "--results",
+               str(tiny_run / "results/synthetic"), "--frames", "4", "--batch", "2", "--repeats", "1", "--threads", "1",
+               "--allocator", "both"]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    glibc, kept = result.stdout.split("--- allocator kept")
+    assert glibc.startswith("--- allocator glibc") and "allocator glibc" in glibc.splitlines()[1]
+    assert "allocator kept" in kept.splitlines()[1] and "ratio whole / forward" in kept
+    lines = result.stdout.splitlines()
+    assert lines[-2].startswith("whole refinement per frame, glibc / kept: ") and lines[-1].startswith("forward alone")
+
+
 def test_the_updater_ensemble_is_the_mean_of_its_members_and_evaluated_like_them(tiny_run, tmp_path):
     """Two members: the tiny run and a copy whose one refined file is moved; the ensemble's file of that pair is
     the mean of the two, of the others the run's own, evaluated to the run's own figures; the members' validation

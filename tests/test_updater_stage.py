@@ -214,14 +214,17 @@ def test_refinement_does_not_depend_on_the_batch_size(split_files, tmp_path):
     assert np.allclose(outputs[0], outputs[1], atol=1e-4)
 
 
-def test_the_residuals_of_chosen_rows_are_those_of_the_whole_split(split_files, tmp_path):
+def test_the_residuals_of_chosen_rows_are_those_of_the_whole_split(split_files, tmp_path, monkeypatch):
     _train(split_files, tmp_path, "rgb_seg_conditioned", calibration="per_output")
     network, payload = load_updater(tmp_path / "model.pt", torch.device("cpu"))
     train = split_files["train"]
     store = open_dataset(train["dataset"])
+    kept = []  # on the CPU each call keeps glibc's freed blocks first, as training does (patchpose.allocator)
+    monkeypatch.setattr(updater_stage, "keep_freed_memory", lambda: kept.append(True) or True)
     initial, whole = predict_residuals(network, payload, store, train["initial"], train["patches"], batch_size=5)
     rows = np.array([17, 3, 3, 20, 0])  # any order, repeats allowed
     _, chosen = predict_residuals(network, payload, store, train["initial"], train["patches"], rows, batch_size=2)
+    assert kept == [True, True]
     assert initial.shape == (24, 17, 3) and whole.shape == (24, 48) and chosen.shape == (5, 48)
     assert np.allclose(chosen, whole[rows], atol=1e-5) and not np.allclose(whole, 0)
     # refine_split adds the calibrated residuals of every row (Eq. 1)
