@@ -65,6 +65,9 @@ from patchpose.updater.network import OUTPUTS, build_network
 from patchpose.updater.stage import load_updater
 from patchpose.updater.variants import variant_settings
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from allocator import MODES  # noqa: E402  (the environment of each allocator mode, as benchmarks/allocator.py runs it)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -101,9 +104,7 @@ def both_allocators() -> None:
         del argv[at : at + 2]
     times = {}
     for mode in ("glibc", "kept"):
-        environment = {key: value for key, value in os.environ.items() if key != OPT_OUT}
-        if mode == "glibc":
-            environment[OPT_OUT] = "default"
+        environment = {**{key: value for key, value in os.environ.items() if key != OPT_OUT}, **MODES[mode]}
         command = [sys.executable, str(Path(__file__).resolve()), *argv, "--allocator", mode]
         result = subprocess.run(command, env=environment, capture_output=True, text=True)
         print(f"--- allocator {mode}")

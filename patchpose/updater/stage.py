@@ -342,8 +342,8 @@ def predict_residuals(
     boxes are read where the network reads no images: ``pose_boxes``). Returns the baseline's poses of every
     frame of the store (N, 17, 3) mm and ΔU before its calibration (R, 48) float64, computed ``batch_size`` rows
     at a time (``progress(rows)`` after each batch). On the CPU it first keeps glibc from unmapping and re-mapping
-    the large tensors each batch allocates and frees, as training does (``patchpose.allocator``: the paper's
-    ResNet-50 at 256 px refines 1.8x as fast with it; ``benchmarks/refine.py --allocator both``)."""
+    the large tensors each batch allocates and frees, as training does (``patchpose.allocator``; the speed-up is
+    measured by ``benchmarks/refine.py --allocator both``)."""
     device = next(network.parameters()).device
     if device.type == "cpu":  # the tensors a CUDA forward pass allocates and frees live on the GPU
         keep_freed_memory()
