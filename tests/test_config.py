@@ -110,6 +110,7 @@ def _with(path: str, value) -> dict:
         ),
         (_with("dataset.synthetic.cameras", [12345]), "config key dataset.synthetic.cameras.0 = 12345 is not allowed"),
         (_with("dataset.synthetic.test_subjects", ["S1"]), "share S1"),
+        (_with("updater.model.conditioning_dropout", 1), "updater.model.conditioning_dropout = 1 is out of range"),
     ],
 )
 def test_wrong_key_or_value_names_the_key(config, expected):

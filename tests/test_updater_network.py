@@ -316,20 +316,77 @@ def test_an_orientation_network_returns_its_orientation_less_u_init_and_never_re
     assert torch.equal(out, learned.float() + mean - orientations)
 
 
-def test_only_the_networks_that_read_the_patches_alone_predict_orientations():
+def test_only_the_networks_that_read_the_patches_predict_orientations():
     model = settings() | {"predicts": "orientation"}
-    for name in ("rgb_seg", "rgb", "seg", "uncropped_rgb"):
+    for name in ("rgb_seg", "rgb", "seg", "uncropped_rgb", "rgb_seg_conditioned"):
         assert variant_settings(model, name)["predicts"] == "orientation"
-    for name in ("pose_only", "pose_boxes", "rgb_seg_conditioned"):  # they read U_init: ΔU whatever the config
+    for name in ("pose_only", "pose_boxes"):  # no pixels: ΔU whatever the config
         assert variant_settings(model, name)["predicts"] == "residual"
         assert build_network(variant_settings(model, name), "rgb_seg").predicts == "residual"
     assert "predicts" not in variant_settings(settings(), "pose_only")  # model files written before the key
-    with pytest.raises(ValueError, match="reads the patches alone"):
-        build_network(settings(conditioned=True) | {"predicts": "orientation"}, "rgb_seg")
-    with pytest.raises(ValueError, match="reads the patches alone"):
+    with pytest.raises(ValueError, match="reads U_init alone"):
         build_network(settings("pose_only") | {"predicts": "orientation"}, None)
     with pytest.raises(ValueError, match="predicts must be one of"):
         build_network(settings() | {"predicts": "absolute"}, "rgb")
+
+
+@pytest.mark.parametrize("architecture", ["resnet", "limb_encoder"])
+def test_a_conditioned_orientation_network_reads_u_init_beside_the_patches(architecture):
+    torch.manual_seed(0)
+    model = settings(architecture, conditioned=True) | {"predicts": "orientation"}
+    network = build_network(model, "rgb_seg").eval()
+    mean = torch.linspace(-1, 1, OUTPUTS)
+    network.start_orientation_offset(mean)
+    images, orientations, boxes = _inputs(network)
+    with torch.no_grad():
+        out = network(images, orientations, boxes)
+        learned = network.predict(images, orientations, boxes)
+        shifted = network(images, orientations + 0.25, boxes)
+    assert torch.allclose(out, learned + mean - orientations, atol=1e-6)
+    assert not torch.allclose(shifted, out - 0.25, atol=1e-3)  # U_init is an input too, not only subtracted
+
+
+@pytest.mark.parametrize("architecture", ["resnet", "limb_encoder"])
+def test_conditioning_dropout_zeroes_u_init_and_boxes_of_whole_frames_in_training_only(architecture):
+    torch.manual_seed(0)
+    model = settings(architecture, conditioned=True) | {"conditioning_dropout": 0.5}
+    network = build_network(model, "rgb_seg")
+    assert network.conditioning_dropout == 0.5
+    images, orientations, boxes = _inputs(network, batch=64)
+    features = torch.randn(64, 5)
+    network.train()
+    torch.manual_seed(1)
+    condition = network._condition(features, orientations, boxes)
+    assert torch.equal(condition[:, :5], features)  # the image features are never dropped
+    extra, whole = condition[:, 5:], torch.cat([orientations, boxes.flatten(1)], dim=1)
+    dropped = (extra == 0).all(dim=1)
+    assert torch.equal(extra[~dropped], whole[~dropped])  # a frame keeps all of U_init and its boxes, or none
+    assert 16 <= int(dropped.sum()) <= 48  # about half of 64
+    torch.manual_seed(1)
+    assert torch.equal(network._condition(features, orientations, boxes), condition)  # the global generator
+    network.eval()
+    assert torch.equal(network._condition(features, orientations, boxes), torch.cat([features, whole], dim=1))
+    with torch.no_grad():  # evaluation never draws: the same output whatever the generator's state
+        torch.manual_seed(2)
+        first = network(images, orientations, boxes)
+        torch.manual_seed(3)
+        assert torch.equal(network(images, orientations, boxes), first)
+    assert build_network(settings(architecture, conditioned=True), "rgb_seg").conditioning_dropout == 0.0
+
+
+def test_conditioning_dropout_is_for_conditioned_patch_networks_only():
+    model = settings(conditioned=True) | {"conditioning_dropout": 0.3}
+    assert variant_settings(model, "rgb_seg_conditioned")["conditioning_dropout"] == 0.3
+    for name in ("rgb_seg", "rgb", "seg", "uncropped_rgb", "pose_only", "pose_boxes"):  # it would not act
+        assert "conditioning_dropout" not in variant_settings(model, name)
+        assert build_network(variant_settings(model, name), "rgb_seg").conditioning_dropout == 0.0
+    with pytest.raises(ValueError, match="reads the patches alone"):
+        build_network(settings() | {"conditioning_dropout": 0.3}, "rgb_seg")
+    with pytest.raises(ValueError, match="reads no patches"):
+        build_network(settings("pose_only", conditioned=True) | {"conditioning_dropout": 0.3}, "rgb_seg")
+    for probability in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=r"conditioning_dropout must be in \[0, 1\)"):
+            build_network(model | {"conditioning_dropout": probability}, "rgb_seg")
 
 
 def test_settings_are_checked():

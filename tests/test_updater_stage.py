@@ -377,6 +377,9 @@ def test_job_settings_keep_only_the_variant_s_network():
     assert pose_only["predicts"] == "residual"
     conditioned = job_settings(updater, "rgb_seg_conditioned")["model"]
     assert conditioned["condition_on_initial_pose"] is True and "limb_encoder" in conditioned
+    assert conditioned["predicts"] == "orientation"  # it reads the patches (and U_init beside them)
+    assert conditioned["conditioning_dropout"] == updater["model"]["conditioning_dropout"] > 0
+    assert "conditioning_dropout" not in job_settings(updater, "rgb_seg")["model"]  # changing it reruns no other
     boxes = job_settings(updater, "pose_boxes")["model"]  # the pose_only network, conditioned on the boxes
     assert boxes == {**pose_only, "condition_on_initial_pose": True}
 

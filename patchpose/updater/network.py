@@ -28,14 +28,18 @@ Architectures (``build_network(model_settings, modality)``; ``model_settings`` =
 Conditioned (``condition_on_initial_pose: true``; ``resnet`` and ``limb_encoder``; ``pose_only`` as above):
 the pooled image features are concatenated with U_init (48) and the boxes (P x 4) before an MLP head (linear,
 batch norm, ReLU, linear), so the residual can depend on the pose it corrects. Unconditioned, U_init and the
-boxes are ignored (the paper's ΔU from the patches alone).
+boxes are ignored (the paper's ΔU from the patches alone). ``conditioning_dropout`` p: in training, each frame's
+U_init and boxes are all set to 0 together with probability p (never in evaluation), so the head also learns to
+read the pose from the patches alone instead of leaning on the U_init it could fit by heart; image networks
+only (the controls read nothing else).
 
-What an unconditioned image network's last layer predicts (``predicts``): ``residual``, ΔU itself (the paper's
-Eq. 2 as written); ``orientation``, the limb orientations U themselves, from the patches alone, and the network
-returns ΔU = (its output + a learned offset, ``orientation_offset``, which the training stage starts at the
-training split's mean U_gt) - U_init. The learned part still never sees U_init; only Eq. 1's subtraction does,
-so what it cannot tell from a patch is left to U_init rather than guessed from the patch. A network that reads
-U_init (conditioned, ``pose_only``) predicts ΔU either way (``variants.variant_settings``).
+What an image network's last layer predicts (``predicts``): ``residual``, ΔU itself (the paper's Eq. 2 as
+written); ``orientation``, the limb orientations U themselves, and the network returns ΔU = (its output + a
+learned offset, ``orientation_offset``, which the training stage starts at the training split's mean U_gt) -
+U_init. Unconditioned, the learned part never sees U_init; only Eq. 1's subtraction does, so what it cannot tell
+from a patch is left to U_init rather than guessed from the patch. Conditioned, it reads U_init as one more
+input beside the patches. The controls (``pose_only``, no pixels) predict ΔU either way
+(``variants.variant_settings``).
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ __all__ = [
 
 OUTPUTS = 3 * H36M.num_limbs  # ΔU and U_init: 16 limbs x (x, y, z)
 ARCHITECTURES = ("resnet", "limb_encoder", "pose_only")
-PREDICTS = ("residual", "orientation")  # what an unconditioned image network's last layer predicts
+PREDICTS = ("residual", "orientation")  # what an image network's last layer predicts
 SETTINGS = {  # the keys of each architecture's block of ``updater.model``
     "resnet": ("depth", "width", "pretrained", "hidden"),
     "limb_encoder": ("widths", "convs_per_stage", "pooled_side", "embedding", "hidden"),
@@ -85,12 +89,14 @@ def _head(inputs: int, hidden: int) -> nn.Sequential:
 
 
 class Updater(nn.Module):
-    """The common part: input checks, the conditioning vector and ``predicts: orientation`` (``set_predicts``).
-    Subclasses set ``modality`` (or None), ``uses_images``, ``uses_boxes`` and implement ``predict``."""
+    """The common part: input checks, the conditioning vector (``conditioning_dropout``: see the module
+    docstring) and ``predicts: orientation`` (``set_predicts``). Subclasses set ``modality`` (or None),
+    ``uses_images``, ``uses_boxes`` and implement ``predict``."""
 
     uses_images: bool = True
     uses_boxes: bool = False
     predicts: str = "residual"
+    conditioning_dropout: float = 0.0
 
     def __init__(self, modality: str | None):
         super().__init__()
@@ -114,12 +120,12 @@ class Updater(nn.Module):
     def set_predicts(self, predicts: str) -> None:
         """``residual`` (the default) or ``orientation``: the last layer predicts U, offset by the parameter
         ``orientation_offset`` (48, zeros here; ``start_orientation_offset``), and ΔU = U - U_init. Only for a
-        network that never reads U_init."""
+        network that reads the patches (the controls predict ΔU)."""
         if predicts not in PREDICTS:
             raise ValueError(f"updater.model.predicts must be one of {PREDICTS}, got {predicts!r}")
-        if predicts == "orientation" and (self.uses_boxes or not self.uses_images):
-            raise ValueError("updater.model.predicts: orientation is for a network that reads the patches alone; "
-                             "this one reads U_init (conditioned or pose_only) and predicts ΔU")  # fmt: skip
+        if predicts == "orientation" and not self.uses_images:
+            raise ValueError("updater.model.predicts: orientation is for a network that reads the patches; "
+                             "this one (pose_only) reads U_init alone and predicts ΔU")  # fmt: skip
         self.predicts = predicts
         if predicts == "orientation":
             self.orientation_offset = nn.Parameter(torch.zeros(OUTPUTS))
@@ -142,10 +148,26 @@ class Updater(nn.Module):
     def predict(self, images, initial_orientations, boxes) -> torch.Tensor:
         raise NotImplementedError
 
+    def set_conditioning_dropout(self, probability: float) -> None:
+        """In training, set each frame's U_init and boxes to 0 with ``probability`` (0 <= p < 1), all together;
+        a conditioned image network's only (see the module docstring)."""
+        probability = float(probability)
+        if not 0.0 <= probability < 1.0:
+            raise ValueError(f"updater.model.conditioning_dropout must be in [0, 1), got {probability}")
+        if probability > 0 and not (self.uses_images and self.uses_boxes):
+            reads = "the patches alone" if self.uses_images else "no patches"
+            raise ValueError(f"updater.model.conditioning_dropout is for a conditioned network that reads the "
+                             f"patches; this one reads {reads}")  # fmt: skip
+        self.conditioning_dropout = probability
+
     def _condition(self, features: torch.Tensor, initial_orientations, boxes) -> torch.Tensor:
         if not self.uses_boxes:
             return features
-        return torch.cat([features, *_pose_and_boxes(initial_orientations, boxes, features.dtype)], dim=1)
+        condition = torch.cat(_pose_and_boxes(initial_orientations, boxes, features.dtype), dim=1)
+        if self.training and self.conditioning_dropout > 0:  # the global generator, as nn.Dropout's
+            kept = torch.rand(condition.shape[0], 1, device=condition.device) >= self.conditioning_dropout
+            condition = condition * kept.to(condition.dtype)
+        return torch.cat([features, condition], dim=1)
 
     def _conditioning_size(self) -> int:
         return OUTPUTS + 4 * self.num_patches
@@ -241,9 +263,9 @@ def _block(model_settings: dict, architecture: str) -> dict:
 
 def build_network(model_settings: dict, modality: str, *, load_weights: bool = True) -> Updater:
     """The network of ``model_settings`` (``updater.model``: ``architecture``, ``condition_on_initial_pose``,
-    ``predicts`` (absent: ``residual``, as in model files written before it) and the architecture's block; the
-    other architectures' blocks are not read) for input ``modality`` (``pose_only`` reads it only conditioned,
-    for the number of boxes; None: no patch store).
+    ``predicts`` (absent: ``residual``, as in model files written before it), ``conditioning_dropout`` (absent:
+    0) and the architecture's block; the other architectures' blocks are not read) for input ``modality``
+    (``pose_only`` reads it only conditioned, for the number of boxes; None: no patch store).
 
     load_weights: read ``resnet.pretrained`` (a local torchvision state dict, or null); False when the weights
     come from a trained model file anyway.
@@ -265,6 +287,7 @@ def build_network(model_settings: dict, modality: str, *, load_weights: bool = T
         network = LimbEncoderUpdater(modality, block["widths"], block["convs_per_stage"], block["embedding"],
                                      block["hidden"], conditioned, block["pooled_side"])  # fmt: skip
     network.set_predicts(model_settings.get("predicts", "residual"))
+    network.set_conditioning_dropout(model_settings.get("conditioning_dropout", 0.0))
     return network
 
 

@@ -4,9 +4,9 @@ Target (Eq. 2): ΔU* = U_gt - U_init, the OriNet orientations (``patchpose.orien
 ground truth and of the baseline's training-split predictions (k-fold for the pipeline's own baselines, so as
 noisy as its test predictions), both normalised by the mean bone lengths of the training split's ground truth
 (the bone statistics are saved in the model file; test ground truth never enters). Loss: the squared error
-summed over the 16 limbs x 3, mean over the batch. With ``model.predicts: orientation`` a patches-only network's
-last layer predicts U itself and returns ΔU = U - U_init (``patchpose.updater.network``): the same target and
-loss; its offset starts at the training rows' mean U_gt.
+summed over the 16 limbs x 3, mean over the batch. With ``model.predicts: orientation`` the last layer of a
+network that reads the patches predicts U itself and the network returns ΔU = U - U_init
+(``patchpose.updater.network``): the same target and loss; its offset starts at the training rows' mean U_gt.
 
 Inputs per frame (``patchpose.updater.network``): the variant's patches (``patchpose.updater.variants``:
 streamed from the patch store, ``patchpose.updater.loader``, and zoomed to ``model.input_size`` on the

@@ -89,16 +89,20 @@ def get_variant(name: str) -> Variant:
 
 def variant_settings(model_settings: dict, name: str) -> dict:
     """``updater.model`` as variant ``name`` trains it: the architecture overridden where the variant says
-    (``pose_only``, ``pose_boxes``), ``condition_on_initial_pose`` set to the variant's, and ``predicts`` set to
-    ``residual`` for a variant whose network reads U_init (``predicts: orientation`` is for the patches alone:
-    ``patchpose.updater.network``)."""
+    (``pose_only``, ``pose_boxes``), ``condition_on_initial_pose`` set to the variant's, ``predicts`` set to
+    ``residual`` for the controls, which read no pixels (``predicts: orientation`` is for networks that read the
+    patches: ``patchpose.updater.network``), and ``conditioning_dropout`` only where it acts, a conditioned
+    network that reads the patches (so changing it reruns no other variant)."""
     variant = get_variant(name)
     settings = dict(model_settings)
     if variant.architecture is not None:
         settings["architecture"] = variant.architecture
     settings["condition_on_initial_pose"] = variant.conditioned
-    if "predicts" in settings and (variant.conditioned or settings["architecture"] == "pose_only"):
+    reads_pixels = settings["architecture"] != "pose_only"
+    if "predicts" in settings and not reads_pixels:
         settings["predicts"] = "residual"
+    if not (variant.conditioned and reads_pixels):
+        settings.pop("conditioning_dropout", None)
     return settings
 
 
