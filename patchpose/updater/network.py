@@ -30,8 +30,8 @@ the pooled image features are concatenated with U_init (48) and the boxes (P x 4
 batch norm, ReLU, linear), so the residual can depend on the pose it corrects. Unconditioned, U_init and the
 boxes are ignored (the paper's ΔU from the patches alone). ``conditioning_dropout`` p: in training, each frame's
 U_init and boxes are all set to 0 together with probability p (never in evaluation), so the head also learns to
-read the pose from the patches alone instead of leaning on the U_init it could fit by heart; image networks
-only (the controls read nothing else).
+read the pose from the patches alone instead of leaning on U_init; conditioned image networks only (a control
+has nothing but U_init and the boxes to read).
 
 What an image network's last layer predicts (``predicts``): ``residual``, ΔU itself (the paper's Eq. 2 as
 written); ``orientation``, the limb orientations U themselves, and the network returns ΔU = (its output + a
