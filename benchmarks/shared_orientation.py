@@ -57,13 +57,14 @@ SPLITS = ("train", "test")
 
 def load_members(results: Path, variant: str) -> dict[str, tuple[torch.nn.Module, dict]]:
     """baseline -> (network, payload) of every ``updater/<baseline>/<variant>/model.pt``; exits unless there are
-    two or more and all predict orientations."""
+    two or more and all predict orientations from the patches alone."""
     members = {}
     for model in sorted((results / "updater").glob(f"*/{variant}/model.pt")):
         network, payload = load_updater(model, torch.device("cpu"))
-        if network.predicts != "orientation":
-            raise SystemExit(f"{model}: predicts {network.predicts}, not orientation: its ΔU is its own baseline's "
-                             "and not another's (updater.model.predicts, a patches-only variant)")  # fmt: skip
+        if network.predicts != "orientation" or network.uses_boxes:
+            why = "reads U_init beside the patches" if network.uses_boxes else f"predicts {network.predicts}"
+            raise SystemExit(f"{model}: {why}: its ΔU is its own baseline's and not another's (a patches-only "
+                             "variant predicting orientations, updater.model.predicts)")  # fmt: skip
         members[model.parent.parent.name] = (network, payload)
     if len(members) < 2:
         raise SystemExit(

@@ -903,7 +903,8 @@ def test_the_shared_orientation_updaters_are_interchangeable_and_their_mean_is_e
     own = read_predictions(results / "refined/lifting/rgb_seg/test_poses_3d.npz").poses_3d
     assert np.abs(shared - own).max() < 0.05  # mm
 
-    for variant, message in (("rgb", "sharing needs two or more"), ("rgb_seg_conditioned", "predicts residual")):
+    refusals = (("rgb", "sharing needs two or more"), ("rgb_seg_conditioned", "reads U_init beside the patches"))
+    for variant, message in refusals:
         refused = run(results, tmp_path / variant, "--variant", variant)
         assert refused.returncode != 0 and message in refused.stderr, refused.stderr
     settings = yaml.safe_load((tiny_run / "config.yaml").read_text(encoding="utf-8"))

@@ -365,7 +365,7 @@ def test_the_report_shows_the_tables_in_a_browser(report, finished):
         info = page.until("(() => { const t = document.querySelector('nav').innerText; "
                           "return t.includes('bootstrap') ? t : false; })()")  # fmt: skip
         assert "200 resamples" in info and "updater.model.architecture limb_encoder" in info
-        assert "predicts orientation" in info
+        assert "predicts orientation" in info and "conditioning_dropout 0.75" in info
         assert "updater.model.limb_encoder: widths" in info and "pooled_side" in info  # the network's own block
         # a figure renders as an image
         page.click_menu("Results")
