@@ -21,12 +21,19 @@ from patchpose.evaluation.rarity import (
     frame_rarity,
     pose_rarity,
     rarity_deciles,
+    read_deciles,
 )
 from patchpose.skeleton import H36M
 from tests.dataset_factory import T_POSE_MM, TINY_ACTIONS, TINY_SUBJECTS, make_tiny_batch
 
 RIGHT_WRIST = H36M.joint_index("right_wrist")
 FINITE = {"allow_nan": False, "allow_infinity": False}
+BOOTSTRAP = {"resamples": 200, "seed": 0}
+
+
+def _rows(rarity, poses, initial, refined, **bootstrap):
+    """decile_rows with each pose its own cluster (the synthetic world's)."""
+    return decile_rows(rarity, poses, initial, refined, clusters=np.asarray(poses), **{**BOOTSTRAP, **bootstrap})
 
 
 def _moved_wrist(mm: float) -> np.ndarray:
@@ -161,7 +168,7 @@ def test_deciles_of_a_hand_built_set():
     rarity = 20.0 - poses
     initial = 10.0 + poses
     refined = initial - poses / 2
-    rows = decile_rows(rarity, poses, initial, refined)
+    rows = _rows(rarity, poses, initial, refined)
     assert [tuple(row) for row in rows] == [DECILE_COLUMNS] * 10
     first, last = rows[0], rows[-1]
     assert (first["decile"], first["poses"], first["frames"]) == (1, 2, 2)
@@ -177,7 +184,7 @@ def test_deciles_of_a_hand_built_set():
 
 def test_deciles_split_ties_by_pose_order_into_equal_counts():
     # 25 poses of equal rarity: ranks by pose order, deciles of 2 or 3 poses (floor(10 r / 25)).
-    rows = decile_rows(np.ones(25), np.arange(25), np.ones(25), np.ones(25))
+    rows = _rows(np.ones(25), np.arange(25), np.ones(25), np.ones(25))
     assert [row["poses"] for row in rows] == [3, 2, 3, 2, 3, 2, 3, 2, 3, 2]
     assert all(row["gain_mm"] == 0.0 and row["gain_relative"] == 0.0 for row in rows)
 
@@ -192,7 +199,75 @@ def test_deciles_split_ties_by_pose_order_into_equal_counts():
 )
 def test_bad_decile_inputs_are_refused(rarity, poses, message):
     with pytest.raises(ValueError, match=message):
-        decile_rows(rarity, poses, np.ones(len(rarity)), np.ones(len(rarity)))
+        decile_rows(rarity, poses, np.ones(len(rarity)), np.ones(len(rarity)), clusters=np.zeros(len(rarity), int),
+                    **BOOTSTRAP)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("bootstrap", "message"),
+    [({"resamples": 0}, "resamples must be an integer >= 1"), ({"confidence": 1.0}, "confidence must lie in")],
+)
+def test_bad_decile_bootstrap_settings_are_refused(bootstrap, message):
+    with pytest.raises(ValueError, match=message):
+        _rows(np.arange(10.0), np.arange(10), np.ones(10), np.ones(10), **bootstrap)
+
+
+def test_decile_intervals_by_hand():
+    # 20 poses, one view each, pose p of rarity p: decile d holds poses 2d-2 and 2d-1. The commonest decile's
+    # two poses both gain 20% (every replicate: 0.2); the rarest's gain 0% and 100% of 10 mm, so a replicate
+    # draws both of the first (gain 0, probability 1/4), both of the second (1, 1/4) or one of each (0.5, 1/2):
+    # its 95% interval is [0, 1], and the difference from the commonest's [-0.2, 0.8].
+    poses = np.arange(20)
+    initial = np.full(20, 10.0)
+    refined = np.full(20, 8.0)
+    refined[18:] = (10.0, 0.0)
+    rows = _rows(poses.astype(float), poses, initial, refined, resamples=4000)
+    commonest, rarest = rows[0], rows[-1]
+    assert (commonest["gain_relative"], commonest["gain_relative_ci_low"], commonest["gain_relative_ci_high"]) == (
+        pytest.approx(0.2), pytest.approx(0.2), pytest.approx(0.2))  # fmt: skip
+    assert (commonest["vs_commonest"], commonest["vs_commonest_ci_low"], commonest["vs_commonest_ci_high"]) == (
+        0.0, 0.0, 0.0)  # fmt: skip
+    assert rarest["gain_relative"] == pytest.approx(0.5)
+    assert (rarest["gain_relative_ci_low"], rarest["gain_relative_ci_high"]) == (0.0, 1.0)
+    assert rarest["vs_commonest"] == pytest.approx(0.3)
+    assert (rarest["vs_commonest_ci_low"], rarest["vs_commonest_ci_high"]) == (pytest.approx(-0.2), pytest.approx(0.8))
+
+
+def test_decile_intervals_draw_whole_clusters_and_are_seeded():
+    # 10 poses of two views each: one view gains everything, the other nothing, so every pose gains 50%. Drawn by
+    # pose (the cluster) every replicate gains 50%; drawn by view the interval would span [0, 1].
+    poses = np.repeat(np.arange(10), 2)
+    initial = np.full(20, 10.0)
+    refined = np.tile([0.0, 10.0], 10)
+    rows = _rows(poses.astype(float), poses, initial, refined)
+    assert all(
+        row["gain_relative"] == row["gain_relative_ci_low"] == row["gain_relative_ci_high"] == 0.5 for row in rows
+    )
+    views = decile_rows(poses.astype(float), poses, initial, refined, clusters=np.arange(20), **BOOTSTRAP)
+    assert (views[0]["gain_relative_ci_low"], views[0]["gain_relative_ci_high"]) == (0.0, 1.0)
+    # the same seed and streams give the same rows; another stream name other draws
+    spread = np.random.default_rng(1).uniform(0, 10, 200)  # 10 poses a decile: the interval's ends vary
+    arguments = (np.repeat(np.arange(100.0), 2), np.repeat(np.arange(100), 2), np.full(200, 10.0), spread)
+    assert _rows(*arguments) == _rows(*arguments)
+    assert _rows(*arguments) != _rows(*arguments, stream_names=("refined", "lifting", "rgb_seg"))
+
+
+def test_decile_tables_are_read_back_or_refused_naming_the_file(tmp_path):
+    from patchpose.evaluation.refinement import _csv
+
+    rows = _rows(np.arange(20.0), np.arange(20), np.full(20, 10.0), np.full(20, 8.0))
+    path = tmp_path / "rarity_deciles.csv"
+    path.write_text(_csv(rows, DECILE_COLUMNS), encoding="utf-8")
+    assert read_deciles(path) == [pytest.approx(row) for row in rows]
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for bad, message in (
+        (lines[:-1], "9 rows, expected 10"),
+        ([lines[0].replace(",vs_commonest_ci_high", ""), *lines[1:]], "columns decile, .*expected"),
+        ([lines[0], lines[1].replace("1,2,", "one,2,", 1), *lines[2:]], "could not convert"),
+    ):
+        path.write_text("\n".join(bad) + "\n", encoding="utf-8")
+        with pytest.raises(ValueError, match=f"rarity_deciles.csv: not a rarity decile table: {message}"):
+            read_deciles(path)
 
 
 def test_rarity_deciles_of_two_tables_need_one_value_per_row(tmp_path):
@@ -208,10 +283,11 @@ def test_rarity_deciles_of_two_tables_need_one_value_per_row(tmp_path):
             joint_errors_mm=np.full((n, 17), error),
         )  # fmt: skip
     initial, refined = read_frame_errors(tmp_path / "initial.npz"), read_frame_errors(tmp_path / "refined.npz")
-    rows = rarity_deciles(np.arange(n, dtype=float), initial, refined)
+    rows = rarity_deciles(np.arange(n, dtype=float), initial, refined, **BOOTSTRAP)
     assert [(row["poses"], row["gain_mm"], row["gain_relative"]) for row in rows] == [(1, 5.0, 0.25)] * 10
+    assert all((row["gain_relative_ci_low"], row["gain_relative_ci_high"]) == (0.25, 0.25) for row in rows)
     with pytest.raises(ValueError, match="initial.npz: rarity must be one value per row .10."):
-        rarity_deciles(np.arange(9.0), initial, refined)
+        rarity_deciles(np.arange(9.0), initial, refined, **BOOTSTRAP)
     other_split = FrameErrors(**{**refined.__dict__, "split": "train"})
     with pytest.raises(FrameErrorsFileError, match="source/split synthetic/train differ from synthetic/test"):
-        rarity_deciles(np.arange(10.0), initial, other_split)
+        rarity_deciles(np.arange(10.0), initial, other_split, **BOOTSTRAP)

@@ -91,7 +91,10 @@ def test_claims_read_as_rows_with_their_figures_and_parts(tmp_path):
     assert rows["T3 rgb_seg beats rgb and seg"] == ("(its parts below)", False)
     assert rows["T3 rgb_seg beats rgb and seg / over_rgb"] == ("+1.0 [+0.5, +1.5] (+2.0%)", True)
     assert rows["T3 rgb_seg beats rgb and seg / over_seg"] == ("-2.0 [-3.0, -1.0]", False)  # no initial_mm
-    assert rows["rare a/rgb_seg"] == ("+5.0% vs +10.0%", False)
+    assert rows["rare a/rgb_seg"] == ("+5.0% vs +10.0%", False)  # a claims.json from before the interval
+    with_interval = {**CLAIMS["rare a/rgb_seg"], "difference": -0.05, "difference_ci": [-0.121, 0.0249]}
+    assert claim_rows({"rare a/rgb_seg": with_interval})["rare a/rgb_seg"] == (
+        "+5.0% vs +10.0%, -5.0 pp [-12.1, +2.5]", False)  # fmt: skip
     assert claim_rows(CLAIMS)["T1 a/rgb_seg"][0] == "+4.0 [+3.0, +5.0]"
     (tmp_path / "claims.json").write_text(json.dumps(CLAIMS), encoding="utf-8")
     assert read_claims(tmp_path) == read_claims(tmp_path / "claims.json") == CLAIMS

@@ -61,6 +61,9 @@ def test_claims_state_each_claim_with_its_numbers(refined_workflow):
         assert isinstance(claim["holds"], bool) and claim["claim"]
     t1 = claims["T1 lifting/rgb_seg"]
     assert t1["holds"] == (t1["refined_mm"] < t1["initial_mm"] and t1["ci_low_mm"] > 0)
+    rare = claims["rare lifting/rgb_seg"]  # the rarest decile's gain against the commonest's, with intervals
+    assert rare["difference"] == pytest.approx(rare["rarest_relative_gain"] - rare["commonest_relative_gain"])
+    assert rare["difference_ci"][0] <= rare["difference_ci"][1] and rare["rarest_ci"][0] <= rare["rarest_ci"][1]
 
 
 @pytest.mark.parametrize(

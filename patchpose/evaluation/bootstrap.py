@@ -39,6 +39,7 @@ import numpy as np
 
 from patchpose.evaluation.frame_errors import FrameErrors, check_paired
 from patchpose.evaluation.groups import cluster_ids, group_ids
+from patchpose.evaluation.intervals import check_confidence, check_resamples, percentile_interval
 from patchpose.evaluation.tables import action_order as canonical_action_order
 from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL, MEAN_OVER_FRAMES_LABEL, per_action_errors
 from patchpose.rng import stream
@@ -115,8 +116,7 @@ def bootstrap_replicates(
     """``resamples`` (B) stratified cluster-bootstrap replicates (module docstring) of improvements ``(N,)`` mm
     with N action labels and N integer cluster ids. ``action_order``: as ``per_action_errors`` (default:
     canonical Human3.6M order, then others by name). ``ValueError`` for bad inputs."""
-    if isinstance(resamples, bool) or not isinstance(resamples, int | np.integer) or resamples < 1:
-        raise ValueError(f"resamples must be an integer >= 1, got {resamples!r}")
+    check_resamples(resamples)
     summary = per_action_errors(
         improvement_mm, actions, canonical_action_order(actions) if action_order is None else action_order
     )
@@ -163,8 +163,7 @@ def paired_bootstrap(
     """Point estimates and percentile intervals (module docstring) of improvements ``(N,)`` mm per action,
     for the mean of action means and for the mean over frames. Arguments as ``bootstrap_replicates``;
     ``confidence`` in (0, 1); ``metric`` is only recorded."""
-    if isinstance(confidence, bool) or not isinstance(confidence, float | int) or not 0 < confidence < 1:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    check_confidence(confidence)
     replicates = bootstrap_replicates(
         improvement_mm,
         actions,
@@ -175,11 +174,10 @@ def paired_bootstrap(
         action_order=action_order,
     )
     summary = per_action_errors(improvement_mm, actions, replicates.actions)
-    quantiles = [(1 - confidence) / 2, (1 + confidence) / 2]
     total = sum(replicates.frames), sum(replicates.clusters)
 
     def row(label, frames, clusters, estimate, samples) -> dict:
-        low, high = np.quantile(samples, quantiles)
+        low, high = percentile_interval(samples, confidence)
         values = (label, int(frames), int(clusters), float(estimate), float(low), float(high))
         return dict(zip(CI_COLUMNS, values, strict=True))
 

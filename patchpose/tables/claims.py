@@ -4,8 +4,9 @@ results block) and ``benchmarks/claims_spread.py`` (several runs side by side). 
 
 Figures: a paired claim (Table 1, Table 2, the controls, each of Table 3's two comparisons) shows its improvement in
 mm with its interval (``+`` = the claim's direction), with ``relative=True`` also the improvement relative to the
-file it improves on; a rare claim shows the rarest decile's relative gain beside the commonest's; a claim made of
-parts (Table 3) holds where all its parts hold.
+file it improves on; a rare claim shows the rarest decile's relative gain beside the commonest's, then their
+difference in percentage points with its interval (where the file has one); a claim made of parts (Table 3) holds
+where all its parts hold.
 """
 
 from __future__ import annotations
@@ -40,6 +41,14 @@ def _paired(claim: dict, relative: bool) -> str:
     return text
 
 
+def _rare(claim: dict) -> str:
+    text = f"{claim['rarest_relative_gain']:+.1%} vs {claim['commonest_relative_gain']:+.1%}"
+    if "difference_ci" in claim:  # claims.json files written before the interval have none
+        low, high = (100 * value for value in claim["difference_ci"])
+        text += f", {100 * claim['difference']:+.1f} pp [{low:+.1f}, {high:+.1f}]"
+    return text
+
+
 def claim_rows(claims: dict, relative: bool = False) -> dict[str, tuple[str, bool]]:
     """{row name: (figure, holds)}: one row per claim, and one per part of a claim made of paired parts (named
     ``<claim> / <part>``), in the file's order. ``relative``: a paired figure also gives its improvement relative
@@ -50,7 +59,7 @@ def claim_rows(claims: dict, relative: bool = False) -> dict[str, tuple[str, boo
         if "improvement_mm" in claim:
             figure = _paired(claim, relative)
         elif "rarest_relative_gain" in claim:
-            figure = f"{claim['rarest_relative_gain']:+.1%} vs {claim['commonest_relative_gain']:+.1%}"
+            figure = _rare(claim)
         else:
             figure = "(its parts below)" if parts else ""
         rows[name] = (figure, bool(claim["holds"]))

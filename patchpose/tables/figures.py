@@ -15,7 +15,6 @@ version, so equal inputs give equal bytes):
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 
@@ -28,7 +27,7 @@ from patchpose.atomic import atomic_write_bytes
 from patchpose.dataset_format import open_dataset
 from patchpose.evaluation.frame_errors import check_paired, read_frame_errors
 from patchpose.evaluation.groups import pose_ids
-from patchpose.evaluation.rarity import DECILE_COLUMNS, read_rarity
+from patchpose.evaluation.rarity import DECILE_COLUMNS, read_deciles, read_rarity
 from patchpose.patches.contact_sheet import frame_row
 from patchpose.patches.store import open_patch_store
 from patchpose.poses3d.loading import load_for_store
@@ -111,11 +110,7 @@ def per_action_figure(tidy: pd.DataFrame):
 
 
 def _read_deciles(path: str | os.PathLike) -> pd.DataFrame:
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or tuple(rows[0]) != DECILE_COLUMNS:
-        raise ValueError(f"{path}: not a rarity decile table (columns {', '.join(DECILE_COLUMNS)})")
-    return pd.DataFrame(rows).astype(float)
+    return pd.DataFrame(read_deciles(path), columns=list(DECILE_COLUMNS))
 
 
 def rarity_figure(deciles: dict[tuple[str, str], str | os.PathLike]):

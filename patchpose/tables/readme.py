@@ -94,8 +94,9 @@ def markdown_results(results: Path) -> str:
     claims = {name: holds for name, (_, holds) in rows.items() if " / " not in name}
     count = f"{sum(claims.values())} of {len(claims)} claims hold."
     lines += ["", f"{count} A paired claim's figure is the improvement in mm with its interval and relative to what it "
-              "improves on; a rare claim's the rarest decile's relative gain beside the commonest's; a row named "
-              "`claim / part` is one part of a claim."]  # fmt: skip
+              "improves on; a rare claim's the rarest decile's relative gain beside the commonest's, then the "
+              "difference in percentage points with its interval (not part of the verdict); a row named `claim / part` "
+              "is one part of a claim."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
