@@ -6,7 +6,8 @@ version, so equal inputs give equal bytes):
   reference baseline's ``Avg`` as a dashed line;
 * ``rarity_figure``: per baseline, the mean error of the test frames in each decile of pose rarity
   (``patchpose.evaluation.rarity``: decile 1 the commonest poses, 10 the rarest), initial and refined by each
-  of its updaters, from ``rarity_deciles.csv``;
+  of its updaters, and below each updater's relative gain per decile with its bootstrap interval, from
+  ``rarity_deciles.csv``;
 * ``qualitative_figure``: as the paper's Fig. 1/4, for the test frames of one (baseline, variant) with the
   largest improvement, the largest deterioration and the rarest pose: the input frame with the sampled limb
   regions, its 16 RGB and 16 segmentation patches (``patchpose.patches.contact_sheet.frame_row``), and the 3D
@@ -114,27 +115,37 @@ def _read_deciles(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def rarity_figure(deciles: dict[tuple[str, str], str | os.PathLike]):
-    """Mean MPJPE per rarity decile: one panel per baseline, its initial error and each updater's refined
-    error. ``deciles``: {(baseline, variant): its rarity_deciles.csv}."""
+    """Per rarity decile, one column of panels per baseline: above, the mean MPJPE, initial and refined by each
+    of its updaters; below, each updater's relative gain with its bootstrap interval (the rare-pose claim compares
+    decile 10's with decile 1's). ``deciles``: {(baseline, variant): its rarity_deciles.csv}."""
     if not deciles:
         raise ValueError("no rarity decile table to plot")
     baselines = list(dict.fromkeys(baseline for baseline, _ in deciles))
-    figure = _figure(5.5 * len(baselines), 3.8)
-    axes = figure.subplots(1, len(baselines), squeeze=False)
-    for axis, baseline in zip(axes[0], baselines, strict=True):
+    figure = _figure(5.5 * len(baselines), 6.8)
+    axes = figure.subplots(2, len(baselines), squeeze=False, sharex=True)
+    for column, baseline in enumerate(baselines):
+        errors, gains = axes[0, column], axes[1, column]
         variants = [variant for name, variant in deciles if name == baseline]
         tables = {variant: _read_deciles(deciles[(baseline, variant)]) for variant in variants}
         first = tables[variants[0]]
-        axis.plot(first["decile"], first["initial_mm"], "o-", color="black", label="initial")
-        for variant, table in tables.items():
-            axis.plot(table["decile"], table["refined_mm"], ".-", label=f"+ {MODALITY_LABELS.get(variant, variant)}",
-                      color=VARIANT_COLOURS.get(variant, "tab:gray"))  # fmt: skip
-        axis.set_title(baseline)
-        axis.set_xlabel("pose rarity decile (1: commonest, 10: rarest)")
-        axis.set_ylabel("mean MPJPE (mm)")
-        axis.set_xticks(range(1, 11))
-        axis.grid(linewidth=0.3)
-        axis.legend(fontsize=8)
+        errors.plot(first["decile"], first["initial_mm"], "o-", color="black", label="initial")
+        offsets = np.linspace(-0.25, 0.25, len(tables)) if len(tables) > 1 else np.zeros(1)
+        for offset, (variant, table) in zip(offsets, tables.items(), strict=True):
+            label, colour = f"+ {MODALITY_LABELS.get(variant, variant)}", VARIANT_COLOURS.get(variant, "tab:gray")
+            errors.plot(table["decile"], table["refined_mm"], ".-", label=label, color=colour)
+            gain = 100 * table["gain_relative"]
+            spread = [gain - 100 * table["gain_relative_ci_low"], 100 * table["gain_relative_ci_high"] - gain]
+            gains.errorbar(table["decile"] + offset, gain, yerr=spread, fmt=".", color=colour, label=label,
+                           elinewidth=0.8, capsize=2)  # fmt: skip
+        errors.set_title(baseline)
+        errors.set_ylabel("mean MPJPE (mm)")
+        errors.legend(fontsize=8)
+        gains.axhline(0, color="0.3", linewidth=0.8)
+        gains.set_ylabel("relative gain (%), bootstrap interval")
+        gains.set_xlabel("pose rarity decile (1: commonest, 10: rarest)")
+        for axis in (errors, gains):
+            axis.set_xticks(range(1, 11))
+            axis.grid(linewidth=0.3)
     figure.tight_layout()
     return figure
 
