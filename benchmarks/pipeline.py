@@ -1,6 +1,6 @@
 """The default pipeline from scratch: wall time per stage, the total and peak memory, against the time budget.
 
-It copies the workflow (Snakefile, rules, workflow_scripts, envs, config.yaml) into an empty directory (a
+It copies the workflow (Snakefile, rules, workflow_scripts, envs, profiles, config.yaml) into an empty directory (a
 temporary one, deleted afterwards unless --keep, or --workdir), runs ``snakemake --cores N`` there as a
 subprocess (with --configfile if given, and any arguments after ``--``), and measures the run's wall time
 itself. Then, from the rules' benchmark files (``patchpose.pipeline_timing``), per stage: jobs, the sum of

@@ -57,7 +57,7 @@ __all__ = [
 STAGES = ("dataset", "keypoints2d", "segmentation", "patches", "baselines", "updater", "refine", "evaluate", "tables")
 PRE_UPDATER_STAGES = STAGES[: STAGES.index("updater")]
 # What a run needs besides the installed package (tests/conftest.py copies the same).
-WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "envs", "config.yaml")
+WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "envs", "profiles", "config.yaml")
 _REQUIRED_COLUMNS = ("s", "max_rss", "cpu_time")
 CSV_COLUMNS = (
     "stage",

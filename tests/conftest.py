@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from patchpose.pipeline_timing import WORKFLOW_FILES
+
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "envs", "config.yaml")
 
 
 def copy_workflow(directory: Path) -> Path:
-    """Copy the workflow (not the package: that is installed) into ``directory``."""
+    """Copy the workflow (not the package: that is installed; with its profiles, so the workflow's own default
+    profile applies as in the repository) into ``directory``."""
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():

@@ -140,3 +140,28 @@ def test_editing_the_keypoints2d_evaluation_reruns_only_that_evaluation(workflow
 )
 def test_editing_what_no_stage_runs_reruns_nothing(workflow_with_package, relative):
     assert _planned_after_editing(workflow_with_package, relative) == {}
+
+
+def test_unchanged_workflow_files_with_new_modification_times_rerun_nothing(workflow_with_package):
+    """A script rewritten with the same content (a checkout of another branch and back) reran the whole pipeline
+    under Snakemake's mtime-based `code` trigger; the workflow profile leaves it out (profiles/default)."""
+    files = [workflow_with_package / "Snakefile", *sorted((workflow_with_package / "rules").glob("*.smk")),
+             *sorted((workflow_with_package / "workflow_scripts").glob("*.py"))]  # fmt: skip
+    times = {path: path.stat() for path in files}
+    try:
+        for path in files:
+            path.write_bytes(path.read_bytes())  # newer than every output, same content
+        assert "Nothing to be done" in _snakemake_with_package(workflow_with_package, "-n").stdout
+        without = _snakemake_with_package(workflow_with_package, "-n", "--workflow-profile", "none")
+        assert "Code has changed since last execution" in without.stdout  # Snakemake's trigger, left out
+        assert planned_jobs(without)["render_synthetic_split"] == 2
+    finally:
+        for path, stat in times.items():
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_editing_a_workflow_script_reruns_its_rule_through_the_code_param(workflow_with_package):
+    assert _planned_after_editing(workflow_with_package, "workflow_scripts/evaluate_keypoints2d.py") == {
+        "evaluate_keypoints2d": 1,
+        "all": 1,
+    }

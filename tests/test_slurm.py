@@ -72,7 +72,6 @@ def _planned_resources(output: str) -> list[tuple[str, dict[str, str]]]:
 
 def test_slurm_profile_dry_run_requests_a_gpu_for_each_training_job(tmp_path):
     directory = copy_workflow(tmp_path)
-    shutil.copytree(REPO / "profiles", directory / "profiles")
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--profile", "profiles/slurm", "-n"],
         cwd=directory, capture_output=True, text=True, timeout=120,
@@ -384,7 +383,6 @@ def slurm_workflow(slurm, tmp_path_factory):
     paying a Snakemake start-up in its SLURM job) and the test cluster's profile overrides (shared: the retry test
     runs its first jobs, the whole-config test the rest)."""
     directory = copy_workflow(tmp_path_factory.mktemp("slurm-run"))
-    shutil.copytree(REPO / "profiles", directory / "profiles")
     write_config(directory, table1_config())
     (directory / "test-overrides").mkdir()
     write_config(directory / "test-overrides", _test_overrides(slurm))
