@@ -134,6 +134,7 @@ rule predict_trained_baseline:
     benchmark:
         f"{RESULTS}/benchmarks/baselines/predict_{{name}}_{{split}}.tsv"
     threads: 1
+    priority: UNBLOCKING_PRIORITY  # cheap, and training waits on it (rules/common.smk)
     resources:
         mem_mb=8000,
         runtime=240,
@@ -169,6 +170,7 @@ rule correct_trained_baseline:
     benchmark:
         f"{RESULTS}/benchmarks/baselines/correct_{{name}}.tsv"
     threads: 1
+    priority: UNBLOCKING_PRIORITY  # cheap, and training waits on it (rules/common.smk)
     resources:
         # float64 poses, truth and ray rotations of both whole splits (Human3.6M's training split: ~1.5 M frames)
         mem_mb=8000,

@@ -116,6 +116,15 @@ def get_fold_count():
     return config["folds"]["k"]
 
 
+# Scheduling priority of the prediction jobs between the fold models and the updaters (predict_keypoints2d,
+# predict_segmentation, cut_limb_patches, predict_trained_baseline, correct_trained_baseline): each takes seconds
+# on the default, and each unblocks training. Left at 0, Snakemake ran the updaters whose inputs were ready first, and
+# lifting's test split waited seven minutes behind them for its 2D keypoints; lifting's updater (3 minutes) then
+# trained alone at the end (/tmp/judgeZb, README "Time budget"). Above every fold priority (get_fold_priority: at
+# most the training subject count). Priorities order the ready jobs only: the results do not change.
+UNBLOCKING_PRIORITY = 50
+
+
 def get_fold_priority(wildcards):
     """A fold model job's scheduling priority: how many training subjects it trains on (the subjects outside its
     fold). With 5 subjects and k = 3 the folds hold 2, 2 and 1 (round robin, ``assign_folds``), so fold 2 trains on

@@ -46,6 +46,7 @@ rule predict_keypoints2d:
     benchmark:
         f"{RESULTS}/benchmarks/keypoints2d/predict_{{split}}.tsv"
     threads: 1  # see train_keypoints2d_fold
+    priority: UNBLOCKING_PRIORITY  # cheap, and training waits on it (rules/common.smk)
     resources:
         mem_mb=8000,
         runtime=480,

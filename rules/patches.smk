@@ -23,6 +23,7 @@ rule cut_limb_patches:
     benchmark:
         f"{RESULTS}/benchmarks/patches/{{source2d}}_{{split}}.tsv"
     threads: 1  # see train_keypoints2d_fold (rules/keypoints2d.smk)
+    priority: UNBLOCKING_PRIORITY  # cheap, and training waits on it (rules/common.smk)
     resources:
         mem_mb=8000,
         runtime=480,

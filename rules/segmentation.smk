@@ -47,6 +47,7 @@ rule predict_segmentation:
     benchmark:
         f"{RESULTS}/benchmarks/segmentation/predict_{{split}}.tsv"
     threads: 1  # see train_keypoints2d_fold (rules/keypoints2d.smk)
+    priority: UNBLOCKING_PRIORITY  # cheap, and training waits on it (rules/common.smk)
     resources:
         mem_mb=8000,
         runtime=480,
