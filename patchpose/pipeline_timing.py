@@ -56,7 +56,7 @@ __all__ = [
 # The pipeline's stages in their order; a benchmark directory not named here is listed after them.
 STAGES = ("dataset", "keypoints2d", "segmentation", "patches", "baselines", "updater", "refine", "evaluate", "tables")
 PRE_UPDATER_STAGES = STAGES[: STAGES.index("updater")]
-# What a run needs besides the installed package (tests/conftest.py copies the same).
+# What a run needs besides the installed package (tests/conftest.py imports it and copies the same).
 WORKFLOW_FILES = ("Snakefile", "rules", "workflow_scripts", "envs", "profiles", "config.yaml")
 _REQUIRED_COLUMNS = ("s", "max_rss", "cpu_time")
 CSV_COLUMNS = (

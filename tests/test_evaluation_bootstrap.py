@@ -163,7 +163,7 @@ def test_an_actions_replicates_do_not_depend_on_the_other_actions_or_on_chunking
     walking = actions == "Walking"
     alone = bootstrap_replicates(improvement[walking], actions[walking], clusters[walking], resamples=200, seed=4)
     np.testing.assert_array_equal(both.action_means[:, 1], alone.action_means[:, 0])
-    monkeypatch.setattr("patchpose.evaluation.bootstrap._DRAWS_PER_CHUNK", 64)  # a few replicates per draw
+    monkeypatch.setattr("patchpose.evaluation.intervals.DRAWS_PER_CHUNK", 64)  # a few replicates per draw
     chunked = bootstrap_replicates(improvement, actions, clusters, resamples=200, seed=4)
     np.testing.assert_array_equal(chunked.action_means, both.action_means)
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from patchpose.evaluation.frame_errors import FrameErrors, check_paired
 from patchpose.evaluation.groups import cluster_ids, group_ids
-from patchpose.evaluation.intervals import check_confidence, check_resamples, percentile_interval
+from patchpose.evaluation.intervals import check_confidence, check_resamples, percentile_interval, resampled_sums
 from patchpose.evaluation.tables import action_order as canonical_action_order
 from patchpose.metrics import MEAN_OF_ACTION_MEANS_LABEL, MEAN_OVER_FRAMES_LABEL, per_action_errors
 from patchpose.rng import stream
@@ -54,7 +54,6 @@ __all__ = [
 ]
 
 CI_COLUMNS = ("action", "frames", "clusters", "improvement_mm", "ci_low_mm", "ci_high_mm")
-_DRAWS_PER_CHUNK = 1 << 22  # cluster indices drawn at once (32 MiB of int64), whatever B and the cluster count
 
 
 @dataclass(frozen=True, eq=False)
@@ -130,13 +129,7 @@ def bootstrap_replicates(
     by_action = _clusters_by_action(improvement, labels, clusters, summary.actions)
     for column, (action, (cluster_sums, cluster_sizes)) in enumerate(zip(summary.actions, by_action, strict=True)):
         rng = stream(seed, *stream_names, action)
-        size = cluster_sums.size
-        chunk = max(1, _DRAWS_PER_CHUNK // size)
-        for start in range(0, resamples, chunk):
-            stop = min(start + chunk, resamples)
-            picks = rng.integers(0, size, size=(stop - start, size))
-            sums[start:stop, column] = cluster_sums[picks].sum(axis=1)
-            counts[start:stop, column] = cluster_sizes[picks].sum(axis=1)
+        sums[:, column], counts[:, column] = resampled_sums((cluster_sums, cluster_sizes), resamples, rng)
     action_means = sums / counts
     return Replicates(
         actions=summary.actions,

@@ -60,7 +60,7 @@ from patchpose.atomic import atomic_write_bytes
 from patchpose.dataset_format import DatasetStore
 from patchpose.evaluation.frame_errors import FrameErrors, check_paired
 from patchpose.evaluation.groups import cluster_ids, pose_ids, store_pose_ids
-from patchpose.evaluation.intervals import check_confidence, check_resamples, percentile_interval
+from patchpose.evaluation.intervals import check_confidence, check_resamples, percentile_interval, resampled_sums
 from patchpose.rng import stream
 from patchpose.skeleton import H36M
 
@@ -93,7 +93,6 @@ DECILE_COLUMNS = (
     "vs_commonest_ci_high",
 )
 NUM_DECILES = 10
-_DRAWS_PER_CHUNK = 1 << 22  # cluster indices drawn at once (32 MiB of int64)
 _BLOCK_ELEMENTS = 1 << 22  # test x training distances computed at once
 _REFERENCE_BLOCK = 8192  # training poses per block
 _PELVIS, _RIGHT_HIP, _LEFT_HIP, _THORAX = map(H36M.joint_index, ("pelvis", "right_hip", "left_hip", "thorax"))
@@ -197,20 +196,12 @@ def frame_rarity(test_store: DatasetStore, train_store: DatasetStore, k: int) ->
 
 def _relative_gain_replicates(initial, refined, clusters, resamples: int, rng) -> np.ndarray:
     """(B,) relative gains ``(sum initial - sum refined) / sum initial`` over frames drawn by whole ``clusters``
-    (as many draws as clusters, with replacement); NaN where the drawn initial errors sum to 0."""
+    (``intervals.resampled_sums``); NaN where the drawn initial errors sum to 0."""
     _, local = np.unique(clusters, return_inverse=True)
-    initial_sums, refined_sums = (np.bincount(local, weights=errors) for errors in (initial, refined))
-    size = initial_sums.size
-    replicates = np.empty(resamples)
-    chunk = max(1, _DRAWS_PER_CHUNK // size)
-    for start in range(0, resamples, chunk):
-        stop = min(start + chunk, resamples)
-        picks = rng.integers(0, size, size=(stop - start, size))
-        drawn_initial, drawn_refined = initial_sums[picks].sum(axis=1), refined_sums[picks].sum(axis=1)
-        positive = drawn_initial > 0
-        replicates[start:stop] = np.nan
-        replicates[start:stop][positive] = (drawn_initial[positive] - drawn_refined[positive]) / drawn_initial[positive]
-    return replicates
+    per_cluster = (np.bincount(local, weights=errors) for errors in (initial, refined))
+    drawn_initial, drawn_refined = resampled_sums(per_cluster, resamples, rng)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(drawn_initial > 0, (drawn_initial - drawn_refined) / drawn_initial, np.nan)
 
 
 def decile_rows(

@@ -217,7 +217,8 @@ def compose_claims(
             "over_seg": over["seg"],
         }
     for key, path in deciles.items():
-        commonest, rarest = (read_deciles(path)[index] for index in (0, -1))
+        table = read_deciles(path)
+        commonest, rarest = table[0], table[-1]
         rare_gain, common_gain = rarest["gain_relative"], commonest["gain_relative"]
         claims[f"rare {key}"] = {
             "claim": f"{key}: the rarest decile gains (relative gain > 0), at least as much as the commonest (the "
