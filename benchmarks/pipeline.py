@@ -17,10 +17,13 @@ run's start.
 Run (it runs the whole pipeline: hold the shared CPU lock on a shared machine):
   flock /tmp/patchpose-cpu.lock .venv/bin/python benchmarks/pipeline.py [--cores 2] [--configfile FILE]
       [--workdir DIR] [--keep] [--budget-minutes 30] [--updater-minutes 10] [--pre-updater-minutes 18]
-      [--out pipeline_timing.csv]
+      [--out pipeline_timing.csv] [--jobs]
       [-- SNAKEMAKE ARGS]
   .venv/bin/python benchmarks/pipeline.py --dry-run            # the jobs it would run, per stage; seconds
   .venv/bin/python benchmarks/pipeline.py --from-results results/synthetic   # tables of a run made by hand
+
+--jobs adds every job's line (start, end, wall s, its UTC start time, stage, benchmark name) in the order they
+started: when each job could start, e.g. what waited behind what.
 
 --from-results reads an existing results directory instead of running; its total is first job start to last
 job end (Snakemake's start-up and DAG building are not in it). A failed run still prints what it measured and
@@ -44,6 +47,7 @@ from patchpose.pipeline_timing import (
     budget_checks,
     collect_benchmarks,
     copy_workflow,
+    format_jobs,
     format_table,
     rule_stages,
     stage_timings,
@@ -55,7 +59,10 @@ REPO = Path(__file__).resolve().parents[1]
 LOG_NAME = "snakemake.log"
 
 
-def report(rows, total_wall_s: float, args: argparse.Namespace) -> None:
+def report(rows, total_wall_s: float, args: argparse.Namespace, jobs=(), origin: float | None = None) -> None:
+    if args.jobs:
+        print(format_jobs(jobs, origin))
+        print()
     print(format_table(rows))
     print()
     for check in budget_checks(rows, total_wall_s, args.budget_minutes, args.pre_updater_minutes,
@@ -97,6 +104,8 @@ def main() -> int:
     parser.add_argument("--pre-updater-minutes", type=float, default=18.0,
                         help="the stages before the updater, from the run's start (default 18)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the per-stage table as CSV")
+    parser.add_argument("--jobs", action="store_true",
+                        help="also print every job's start, end and wall time, in the order they started")  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="only list the jobs snakemake would run, per stage")
     parser.add_argument("--from-results", type=Path, help="read this results directory's benchmarks; run nothing")
     parser.add_argument("snakemake_args", nargs="*", help="after --: more snakemake arguments")
@@ -118,7 +127,7 @@ def main() -> int:
         rows = stage_timings(jobs)
         total = max(job.end for job in jobs) - min(job.start for job in jobs)
         print(f"{len(jobs)} jobs in {args.from_results}; times from the first job's start")
-        report(rows, total, args)
+        report(rows, total, args, jobs)
         return 0
 
     if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
@@ -143,11 +152,12 @@ def main() -> int:
     if args.dry_run:
         planned_jobs(output, rule_stages(workdir / "rules"))
     else:
-        rows = stage_timings(collect_benchmarks(workdir / "results", since=start), origin=start)
+        jobs = collect_benchmarks(workdir / "results", since=start)
+        rows = stage_timings(jobs, origin=start)
         print(f"\nrun: {wall:.0f} s wall ({wall / 60:.1f} min) on {args.cores} cores; peak memory: "
               f"{monitor.peak_mb:.0f} MB summed over {monitor.peak_processes} processes (sampled every "
               f"{monitor.interval} s), largest single process {largest_child_rss_mb():.0f} MB\n")  # fmt: skip
-        report(rows, wall, args)
+        report(rows, wall, args, jobs, origin=start)
     if status == 0 and args.workdir is None and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
     elif status == 0:

@@ -28,6 +28,7 @@ import math
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +51,7 @@ __all__ = [
     "rule_stages",
     "copy_workflow",
     "format_table",
+    "format_jobs",
     "write_table_csv",
 ]
 
@@ -321,6 +323,24 @@ def format_table(rows: Sequence[StageTiming]) -> str:
             f"{'all stages':<14} {sum(row.jobs for row in rows):5d} {sum(row.wall_sum_s for row in rows):11.1f} "
             f"{'':>9} {'':>9} {'':>15} {_cell(sum(cpu) if cpu else None, '.1f'):>9} "
             f"{_cell(max((r.max_rss_mb for r in rows if r.max_rss_mb is not None), default=None), '.0f'):>11}"
+        )
+    return "\n".join(lines)
+
+
+def format_jobs(jobs: Iterable[JobBenchmark], origin: float | None = None) -> str:
+    """Every job as one line, in the order they started: start and end in s after ``origin`` (default: the first
+    job's start), wall s, the start's UTC clock time (as Snakemake's log prints it, to compare), stage and job
+    (the benchmark file's name)."""
+    jobs = sorted(jobs, key=lambda job: (job.start, job.path.name))
+    if not jobs:
+        return ""
+    origin = min(job.start for job in jobs) if origin is None else origin
+    lines = [f"{'start s':>8} {'end s':>8} {'wall s':>8} {'started':>9}  {'stage':<14} job"]
+    for job in jobs:
+        clock = time.strftime("%H:%M:%S", time.gmtime(job.start))
+        lines.append(
+            f"{job.start - origin:8.0f} {job.end - origin:8.0f} {job.seconds:8.1f} {clock:>9}  {job.stage:<14} "
+            f"{job.path.stem}"
         )
     return "\n".join(lines)
 

@@ -20,6 +20,7 @@ from patchpose.pipeline_timing import (
     busy_seconds,
     collect_benchmarks,
     copy_workflow,
+    format_jobs,
     format_table,
     read_benchmark,
     rule_stages,
@@ -123,6 +124,20 @@ def test_busy_seconds_count_overlapping_intervals_once():
     assert busy_seconds([]) == 0.0
     assert busy_seconds([(0.0, 10.0), (5.0, 15.0), (20.0, 25.0), (21.0, 22.0)]) == pytest.approx(20.0)
     assert busy_seconds([(20.0, 25.0), (0.0, 10.0), (10.0, 12.0)]) == pytest.approx(17.0)
+
+
+def test_job_lines_in_the_order_they_started(run):
+    lines = format_jobs(collect_benchmarks(run, since=T0), origin=T0).splitlines()
+    assert lines[0].split() == ["start", "s", "end", "s", "wall", "s", "started", "stage", "job"]
+    # T0 is 22:13:20 UTC; render_train ran 10-100 s, render_test 20-60 s beside it
+    assert [line.split() for line in lines[1:]] == [
+        ["10", "100", "90.0", "22:13:30", "dataset", "render_train"],
+        ["20", "60", "40.0", "22:13:40", "dataset", "render_test"],
+        ["110", "130", "20.0", "22:15:10", "patches", "predicted_test"],
+        ["131", "131", "0.2", "22:15:30", "baselines", "info_gt"],
+        ["190", "200", "10.0", "22:16:30", "zeta", "job"],
+    ]
+    assert format_jobs([]) == ""
 
 
 def test_table_and_csv(run, tmp_path):
@@ -234,7 +249,14 @@ def test_script_reads_a_results_directory(run, tmp_path):
     assert result.returncode == 0, result.stderr
     # the earlier run's file counts here (no run start to filter by): 6 jobs, from its start at -510 s
     assert "6 jobs" in result.stdout and "total wall time of the run: 11.8 min, budget 10 min: OVER" in result.stdout
-    assert out.is_file()
+    assert out.is_file() and "render_train" not in result.stdout
+    with_jobs = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "pipeline.py"), "--from-results", str(run), "--jobs"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert with_jobs.returncode == 0, with_jobs.stderr
+    # origin: the earlier run's job, which started at -510 s
+    assert "     520      610     90.0  22:13:30  dataset        render_train" in with_jobs.stdout
     missing = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "pipeline.py"), "--from-results", str(tmp_path / "none")],
         capture_output=True, text=True, timeout=120,
