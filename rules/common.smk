@@ -371,6 +371,17 @@ def get_updater_pairs():
     return plan["table1"] + plan["ablation"]
 
 
+def get_dropout_updaters():
+    """"baseline/variant" of the planned updaters that ``updater.model.conditioning_dropout`` acts on (conditioned
+    networks that read the patches: ``updater_variants.variant_settings``), for the tables' captions."""
+    model = config["updater"]["model"]
+    return [
+        f"{baseline}/{variant}"
+        for baseline, variant in get_updater_pairs()
+        if "conditioning_dropout" in updater_variants.variant_settings(model, variant)
+    ]
+
+
 def get_updater_outputs():
     """Per planned (baseline, variant): the refined test split's evaluation; then claims.json."""
     pairs = get_updater_pairs()

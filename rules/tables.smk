@@ -35,6 +35,7 @@ rule make_table:
         code=get_code_version("make_table.py"),
         columns=get_table_columns,
         updater_sources=get_table_updater_sources,
+        dropout_updaters=get_dropout_updaters(),
         references=get_baseline_names("mean_pose"),
         dataset=DATASET,
         resamples=config["evaluation"]["bootstrap_resamples"],
