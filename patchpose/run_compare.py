@@ -7,7 +7,7 @@ relative path is put in one of four kinds:
   compared byte for byte;
 - ``weights``: model and checkpoint files (``.pt``, ``.ckpt``). Besides the weights they record training
   seconds and the code's digest, which differ between two runs of the same code and seed, so they are
-  compared by their ``model`` state dict: every tensor the same, bit for bit (``torch.equal`` on the same
+  compared by their ``model`` state dict: every tensor equal element for element (``torch.equal`` on the same
   dtype and shape). A file without one is compared byte for byte;
 - ``log`` (under ``logs/``) and ``benchmark`` (under ``benchmarks/``): wall times and messages, expected to
   differ; counted, never a reason to call two runs different.
@@ -54,7 +54,7 @@ def _state_dict(path: Path):
 
 def same_weights(first: str | os.PathLike, second: str | os.PathLike) -> bool:
     """Whether two model or checkpoint files hold the same ``model`` state dict (the same keys, every tensor of
-    the same dtype and shape and equal bit for bit); byte comparison where either has no such dict.
+    the same dtype and shape and equal element for element); byte comparison where either has no such dict.
     ``ValueError`` naming the file if one cannot be read."""
     import torch
 
