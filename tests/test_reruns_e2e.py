@@ -5,6 +5,9 @@
 * Editing a stage's package code reruns that stage and what depends on it (the rules' ``code`` param,
   ``patchpose/provenance.py``); editing README, docs, tests or a module no stage runs reruns nothing.
   The package is copied into the workflow directory and put first on PYTHONPATH, so the test edits the copy.
+* A run copied without its modification times (``cp -r``) reruns what reads its large files until
+  ``snakemake --touch`` marks the outputs up to date again, with every file the same (README "Reruns you can
+  trust").
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from patchpose.run_compare import compare_runs, format_comparison
 from patchpose.training import load_torch
 from tests.conftest import HANG_LIMIT, REPO, copy_workflow, run_snakemake, write_config
 from tests.tiny_pipeline import copy_finished_run, planned_jobs, tiny_config
@@ -165,3 +169,20 @@ def test_editing_a_workflow_script_reruns_its_rule_through_the_code_param(workfl
         "evaluate_keypoints2d": 1,
         "all": 1,
     }
+
+
+def test_a_copy_without_its_modification_times_reruns_until_touched(tiny_run, tmp_path):
+    """Files over 1 MB (and directories: the zarr stores) are compared by modification time. A copy that does not
+    keep the times, as ``cp -r``, gives every file the time it was copied at: here the worst order, each file
+    newer than those after it by path, so stores look newer than what was computed from them."""
+    copy = copy_finished_run(tiny_run, tmp_path / "copy")
+    paths = sorted((copy / "results").rglob("*"), reverse=True)
+    start = os.stat(copy / "Snakefile").st_mtime_ns
+    for rank, path in enumerate(paths):
+        os.utime(path, ns=(start + rank * 1_000_000, start + rank * 1_000_000), follow_symlinks=False)
+    before = planned_jobs(_run(copy, "-n"))
+    assert before.get("train_updater", 0) > 0, before  # retraining, for nothing but the times
+    _run(copy, "--touch")
+    assert "Nothing to be done" in _run(copy, "-n").stdout
+    comparison = compare_runs(tiny_run / "results/synthetic", copy / "results/synthetic")
+    assert comparison.same, format_comparison(comparison)
