@@ -120,7 +120,7 @@ def get_fold_count():
 # predict_segmentation, cut_limb_patches, predict_trained_baseline, correct_trained_baseline): each takes seconds
 # on the default, and each unblocks training. Left at 0, Snakemake ran the updaters whose inputs were ready first, and
 # lifting's test split waited seven minutes behind them for its 2D keypoints; lifting's updater (3 minutes) then
-# trained alone at the end (/tmp/judgeZb, README "Time budget"). Above every fold priority (get_fold_priority: at
+# trained alone at the end (/tmp/judgeZb, docs/time_budget.md). Above every fold priority (get_fold_priority: at
 # most the training subject count). Priorities order the ready jobs only: the results do not change.
 UNBLOCKING_PRIORITY = 50
 
