@@ -456,6 +456,66 @@ def test_limb_encoder_pooled_side_averages_each_cell_of_the_grid():
         build_network(settings(pooled_side=0), "seg")
 
 
+@pytest.mark.parametrize("conditioned", [False, True])
+def test_a_per_limb_head_reads_each_limbs_orientation_from_that_limbs_patch_alone(conditioned):
+    # head: per_limb: a change to limb 5's patch (its 6 channels), or conditioned to its U_init or its box,
+    # changes limb 5's 3 numbers and no other limb's; with the joint head the same change moves other limbs too
+    torch.manual_seed(0)
+    limb, rows = 5, slice(15, 18)
+    for head in ("per_limb", "joint"):
+        # 32 features a token, so no limb's token is all zeros after its ReLU (6 could be: nothing would move)
+        network = build_network(settings(conditioned=conditioned, head=head, embedding=32), "rgb_seg").eval()
+        images, orientations, boxes = _inputs(network)
+        changed = {"patch": (images.clone(), orientations, boxes)}
+        changed["patch"][0][:, 6 * limb : 6 * limb + 6] = torch.randn(3, 6, SIZE, SIZE)
+        if conditioned:
+            changed["U_init"] = (images, orientations.clone(), boxes)
+            changed["U_init"][1][:, 3 * limb : 3 * limb + 3] += 0.5
+            changed["box"] = (images, orientations, boxes.clone())
+            changed["box"][2][:, limb] += 0.5
+        with torch.no_grad():
+            before = network(images, orientations, boxes)
+            for what, inputs in changed.items():
+                moved = network(*inputs) != before  # exactly: another limb's numbers are not even rounded anew
+                others = torch.cat([moved[:, : rows.start], moved[:, rows.stop :]], dim=1)
+                assert moved[:, rows].any(), (head, what)
+                assert others.any() == (head == "joint"), (head, what)
+
+
+@pytest.mark.parametrize("name", list(MODALITIES))
+def test_a_per_limb_head_gives_48_numbers_and_the_single_patch_stays_joint(name):
+    torch.manual_seed(0)
+    network = build_network(settings(head="per_limb"), name)
+    assert network.per_limb == (get_modality(name).num_patches == 16)
+    assert network.head[-1].out_features == (3 if network.per_limb else OUTPUTS)
+    assert network(*_inputs(network)).shape == (3, OUTPUTS)
+
+
+@pytest.mark.parametrize("conditioned", [False, True])
+def test_gradients_reach_every_parameter_of_a_per_limb_head(conditioned):
+    torch.manual_seed(0)
+    network = build_network(settings(conditioned=conditioned, head="per_limb"), "rgb_seg")
+    images, orientations, boxes = _inputs(network)
+    network(images, orientations, boxes).square().sum().backward()
+    assert [name for name, p in network.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
+
+
+def test_the_head_key_is_optional_and_checked():
+    # a model file written before the key has no head: joint, the same network as head: joint, weight for weight
+    without = settings()
+    assert "head" not in without["limb_encoder"]
+    torch.manual_seed(0)
+    old = build_network(without, "rgb_seg").state_dict()
+    torch.manual_seed(0)
+    joint = build_network(settings(head="joint"), "rgb_seg")
+    assert not joint.per_limb and old.keys() == joint.state_dict().keys()
+    assert all(torch.equal(old[key], value) for key, value in joint.state_dict().items())
+    with pytest.raises(ValueError, match=r"limb_encoder.head must be one of \('joint', 'per_limb'\), got 'local'"):
+        build_network(settings(head="local"), "rgb_seg")
+    with pytest.raises(ValueError, match=r"limb_encoder: missing \[\], unknown \['heads'\]"):
+        build_network(settings(heads="joint"), "rgb_seg")
+
+
 # --- pretrained weights -------------------------------------------------------------------------
 
 

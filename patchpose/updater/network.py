@@ -18,8 +18,13 @@ Architectures (``build_network(model_settings, modality)``; ``model_settings`` =
   conv + BN + ReLU stages, then average pooling to a ``pooled_side`` x ``pooled_side`` grid: 1 is global
   average pooling, which keeps what the patch shows but not where; a larger grid keeps where, e.g. which end
   of the limb is the brighter), a per-patch token ``ReLU(W f_p + e_p)`` with a learned embedding e_p of patch
-  p, the P tokens concatenated -> MLP -> 48. The paper's per-part idea (one limb's
+  p, the P tokens concatenated -> MLP -> 48 (``head: joint``). The paper's per-part idea (one limb's
   appearance, shared between poses) at a fraction of a ResNet's cost; P = 1 (the uncropped frame) works too.
+  ``head: per_limb``: no MLP over all the tokens; ONE MLP, shared by the limbs, maps each limb's own token
+  (conditioned: with that limb's U_init (3) and box (4) beside it) to that limb's 3 numbers, so a limb's
+  orientation is read from its own patch alone (the embedding e_p still tells the MLP which limb it is), never
+  from what the other limbs show: a rare pose made of common limbs is then nothing new to it. Needs one patch
+  per limb (P = 16); a modality of one patch (the uncropped frame) has one token, so its head stays joint.
 * ``pose_only``: a control the paper does not have: a residual MLP (``LiftingMLP``) on U_init alone, no image;
   same training and targets; it measures what a refiner can do without the patches. Conditioned (the
   ``pose_boxes`` control), the MLP reads ``concat(U_init, boxes)`` (48 + 4P; the modality gives P), still no
@@ -58,6 +63,7 @@ from patchpose.updater.resnet import ResNetTrunk, load_pretrained
 __all__ = [
     "OUTPUTS",
     "ARCHITECTURES",
+    "HEADS",
     "PREDICTS",
     "Updater",
     "ResNetUpdater",
@@ -69,12 +75,16 @@ __all__ = [
 
 OUTPUTS = 3 * H36M.num_limbs  # ΔU and U_init: 16 limbs x (x, y, z)
 ARCHITECTURES = ("resnet", "limb_encoder", "pose_only")
+HEADS = ("joint", "per_limb")  # limb_encoder's head: one MLP over all the tokens, or one per limb's token, shared
 PREDICTS = ("residual", "orientation")  # what an image network's last layer predicts
 SETTINGS = {  # the keys of each architecture's block of ``updater.model``
     "resnet": ("depth", "width", "pretrained", "hidden"),
     "limb_encoder": ("widths", "convs_per_stage", "pooled_side", "embedding", "hidden"),
     "pose_only": ("width", "blocks", "dropout"),
 }
+# Keys an architecture's block may leave out, with the value they then take (model files written before the key
+# existed lack it and mean that value).
+OPTIONAL_SETTINGS = {"limb_encoder": {"head": "joint"}}
 
 
 def _pose_and_boxes(initial_orientations, boxes, dtype) -> list[torch.Tensor]:
@@ -83,9 +93,9 @@ def _pose_and_boxes(initial_orientations, boxes, dtype) -> list[torch.Tensor]:
     return [initial_orientations.to(dtype), boxes.flatten(1).to(dtype)]
 
 
-def _head(inputs: int, hidden: int) -> nn.Sequential:
+def _head(inputs: int, hidden: int, outputs: int = OUTPUTS) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inputs, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
-                         nn.Linear(hidden, OUTPUTS))  # fmt: skip
+                         nn.Linear(hidden, outputs))  # fmt: skip
 
 
 class Updater(nn.Module):
@@ -196,16 +206,23 @@ class LimbEncoderUpdater(Updater):
     """``limb_encoder``: each of the P patches' c channels -> shared CNN (one stage per ``widths`` entry: a
     stride-2 conv block then ``convs_per_stage`` - 1 stride-1 ones; average pooling to a ``pooled_side``²
     grid, flattened) -> token ReLU(W f_p + e_p) of ``embedding`` features -> P tokens [+ U_init, boxes] -> MLP
-    of ``hidden`` -> 48."""
+    of ``hidden`` -> 48 (``head: joint``); or, ``head: per_limb`` with P = 16, each token p [+ U_init of limb p,
+    box p] -> one MLP of ``hidden`` shared by the limbs -> limb p's 3 (P = 1: joint)."""
 
     def __init__(self, modality: str, widths, convs_per_stage: int, embedding: int, hidden: int, conditioned: bool,
-                 pooled_side: int = 1):  # fmt: skip
+                 pooled_side: int = 1, head: str = "joint"):  # fmt: skip
         super().__init__(modality)
         widths = [int(width) for width in widths]
         if not widths or min(widths) < 1 or min(convs_per_stage, pooled_side, embedding, hidden) < 1:
             raise ValueError(f"limb_encoder needs widths >= 1 (at least one), convs_per_stage, pooled_side, embedding "
                              f"and hidden >= 1, got {widths}, {convs_per_stage}, {pooled_side}, {embedding}, "
                              f"{hidden}")  # fmt: skip
+        if head not in HEADS:
+            raise ValueError(f"updater.model.limb_encoder.head must be one of {HEADS}, got {head!r}")
+        if head == "per_limb" and self.num_patches not in (1, H36M.num_limbs):
+            raise ValueError(f"updater.model.limb_encoder.head: per_limb needs one patch per limb "
+                             f"({H36M.num_limbs}) or a single patch, {modality} has {self.num_patches}")  # fmt: skip
+        self.per_limb = head == "per_limb" and self.num_patches == H36M.num_limbs
         self.uses_boxes = bool(conditioned)
         self.channels_per_patch = get_modality(modality).channels_per_patch
         layers, previous = [], self.channels_per_patch
@@ -217,14 +234,23 @@ class LimbEncoderUpdater(Updater):
         self.encoder = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(int(pooled_side)), nn.Flatten())
         self.token = nn.Linear(previous * int(pooled_side) ** 2, embedding)
         self.patch_embedding = nn.Parameter(torch.zeros(self.num_patches, embedding))
-        self.head = _head(self.num_patches * embedding + (self._conditioning_size() if conditioned else 0), hidden)
+        if self.per_limb:  # one limb's token [+ its U_init (3) and box (4)] -> its 3 numbers
+            self.head = _head(embedding + (3 + 4 if conditioned else 0), hidden, 3)
+        else:
+            self.head = _head(self.num_patches * embedding + (self._conditioning_size() if conditioned else 0), hidden)
 
     def predict(self, images, initial_orientations, boxes) -> torch.Tensor:
         batch, size = images.shape[0], images.shape[-1]
         per_patch = images.reshape(batch * self.num_patches, self.channels_per_patch, size, size)
         features = self.encoder(per_patch).view(batch, self.num_patches, -1)
         tokens = torch.relu(self.token(features) + self.patch_embedding)
-        return self.head(self._condition(tokens.flatten(1), initial_orientations, boxes))
+        if not self.per_limb:
+            return self.head(self._condition(tokens.flatten(1), initial_orientations, boxes))
+        if self.uses_boxes:  # each limb's own U_init and box beside its token, dropped together per frame
+            condition = self._condition(tokens.new_zeros(batch, 0), initial_orientations, boxes)
+            pose, limb_boxes = condition[:, :OUTPUTS], condition[:, OUTPUTS:]
+            tokens = torch.cat([tokens, pose.view(batch, -1, 3), limb_boxes.view(batch, -1, 4)], dim=2)
+        return self.head(tokens.flatten(0, 1)).view(batch, OUTPUTS)
 
 
 class PoseOnlyUpdater(Updater):
@@ -254,11 +280,11 @@ def _block(model_settings: dict, architecture: str) -> dict:
     if not isinstance(block, dict):
         raise ValueError(f"updater.model: architecture {architecture!r} needs its settings block "
                          f"updater.model.{architecture}")  # fmt: skip
-    expected = set(SETTINGS[architecture])
-    if set(block) != expected:
-        raise ValueError(f"updater.model.{architecture}: missing {sorted(expected - set(block))}, "
-                         f"unknown {sorted(set(block) - expected)}")  # fmt: skip
-    return block
+    required, optional = set(SETTINGS[architecture]), OPTIONAL_SETTINGS.get(architecture, {})
+    if not required <= set(block) <= required | set(optional):
+        raise ValueError(f"updater.model.{architecture}: missing {sorted(required - set(block))}, "
+                         f"unknown {sorted(set(block) - required - set(optional))}")  # fmt: skip
+    return {**optional, **block}
 
 
 def build_network(model_settings: dict, modality: str, *, load_weights: bool = True) -> Updater:
@@ -285,7 +311,7 @@ def build_network(model_settings: dict, modality: str, *, load_weights: bool = T
             load_pretrained(network.trunk, block["pretrained"])
     else:
         network = LimbEncoderUpdater(modality, block["widths"], block["convs_per_stage"], block["embedding"],
-                                     block["hidden"], conditioned, block["pooled_side"])  # fmt: skip
+                                     block["hidden"], conditioned, block["pooled_side"], block["head"])  # fmt: skip
     network.set_predicts(model_settings.get("predicts", "residual"))
     network.set_conditioning_dropout(model_settings.get("conditioning_dropout", 0.0))
     return network
