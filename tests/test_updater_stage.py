@@ -382,6 +382,15 @@ def test_job_settings_keep_only_the_variant_s_network():
     assert "conditioning_dropout" not in job_settings(updater, "rgb_seg")["model"]  # changing it reruns no other
     boxes = job_settings(updater, "pose_boxes")["model"]  # the pose_only network, conditioned on the boxes
     assert boxes == {**pose_only, "condition_on_initial_pose": True}
+    # limb_encoder.head: for the 16 limb patches; the whole frame is one token (joint whatever the key), so a
+    # change of the key reruns no whole-frame updater
+    assert job_settings(updater, "rgb_seg")["model"]["limb_encoder"]["head"] == "joint"
+    per_limb = copy.deepcopy(updater)
+    per_limb["model"]["limb_encoder"]["head"] = "per_limb"
+    assert job_settings(per_limb, "seg") != job_settings(updater, "seg")
+    assert job_settings(per_limb, "uncropped_rgb") == job_settings(updater, "uncropped_rgb")
+    assert "head" not in job_settings(updater, "uncropped_rgb")["model"]["limb_encoder"]
+    assert per_limb["model"]["limb_encoder"]["head"] == "per_limb"  # the config itself is left alone
 
 
 def test_refinement_never_reads_test_ground_truth(split_files, tmp_path, monkeypatch):

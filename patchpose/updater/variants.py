@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from patchpose.poses3d.baseline_config import baseline_splits
+from patchpose.updater.modalities import get_modality
 
 __all__ = [
     "Variant",
@@ -91,8 +92,10 @@ def variant_settings(model_settings: dict, name: str) -> dict:
     """``updater.model`` as variant ``name`` trains it: the architecture overridden where the variant says
     (``pose_only``, ``pose_boxes``), ``condition_on_initial_pose`` set to the variant's, ``predicts`` set to
     ``residual`` for the controls, which read no pixels (``predicts: orientation`` is for networks that read the
-    patches: ``patchpose.updater.network``), and ``conditioning_dropout`` only where it acts, a conditioned
-    network that reads the patches (so changing it reruns no other variant)."""
+    patches: ``patchpose.updater.network``), ``conditioning_dropout`` only where it acts, a conditioned
+    network that reads the patches (so changing it reruns no other variant), and ``limb_encoder.head`` not for a
+    modality of one patch (the whole frame has one token, so its head is joint whatever the key says: changing it
+    reruns no such updater)."""
     variant = get_variant(name)
     settings = dict(model_settings)
     if variant.architecture is not None:
@@ -103,6 +106,9 @@ def variant_settings(model_settings: dict, name: str) -> dict:
         settings["predicts"] = "residual"
     if not (variant.conditioned and reads_pixels):
         settings.pop("conditioning_dropout", None)
+    encoder = settings.get("limb_encoder")
+    if isinstance(encoder, dict) and variant.modality is not None and get_modality(variant.modality).num_patches == 1:
+        settings["limb_encoder"] = {key: value for key, value in encoder.items() if key != "head"}
     return settings
 
 
