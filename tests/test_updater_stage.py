@@ -87,11 +87,11 @@ def test_refining_with_the_target_gives_the_ground_truth():
     assert np.allclose(refine(initial, target.astype(np.float64).reshape(-1, 16, 3), stats), truth, atol=1e-3)
 
 
-def _train(files, directory, variant, after_epoch=None, epochs=2, calibration="none"):
+def _train(files, directory, variant, after_epoch=None, epochs=2, calibration="none", settings=None):
     directory.mkdir(exist_ok=True)
     return train_updater(dataset=files["train"]["dataset"], initial=files["train"]["initial"],
                          patches=files["train"]["patches"] if variant != "pose_only" else None, variant=variant,
-                         settings=tiny_updater(variant, epochs, calibration), seed=3, baseline="noisy",
+                         settings=settings or tiny_updater(variant, epochs, calibration), seed=3, baseline="noisy",
                          model_path=directory / "model.pt", checkpoint_path=directory / "ckpt.pt",
                          curve_path=directory / "curve.csv", after_epoch=after_epoch)  # fmt: skip
 
@@ -131,6 +131,33 @@ def test_training_resumes_after_a_kill_to_the_same_weights_and_refines(split_fil
                          patches=test["patches"] if variant != "pose_only" else None, output=tmp_path / "again.npz",
                          method="noisy + updater", batch_size=3, loaded=loaded)  # fmt: skip
     assert np.array_equal(again, refined)
+
+
+def test_a_per_limb_updater_trains_resumes_and_refines_from_its_model_file(split_files, tmp_path):
+    # limb_encoder.head: per_limb, conditioned (its conditioning dropout drawn in training): the model file keeps
+    # the head, so the loaded network is per-limb; a kill after the first epoch resumes to the same weights
+    settings = tiny_updater("rgb_seg_conditioned")
+    settings["model"]["limb_encoder"]["head"] = "per_limb"
+    _train(split_files, tmp_path / "whole", "rgb_seg_conditioned", settings=settings)
+
+    def kill(epoch):
+        if epoch == 0:
+            raise Killed
+
+    with pytest.raises(Killed):
+        _train(split_files, tmp_path / "killed", "rgb_seg_conditioned", kill, settings=settings)
+    _train(split_files, tmp_path / "killed", "rgb_seg_conditioned", settings=settings)
+    whole, resumed = (load_torch(tmp_path / run / "model.pt") for run in ("whole", "killed"))
+    assert all(torch.equal(whole["model"][name], resumed["model"][name]) for name in whole["model"])
+    network, payload = load_updater(tmp_path / "whole" / "model.pt", torch.device("cpu"))
+    assert payload["model_settings"]["limb_encoder"]["head"] == "per_limb" and network.per_limb
+    assert network.head[-1].out_features == 3 and network.conditioning_dropout > 0
+    test = split_files["test"]
+    refined = refine_split(model=tmp_path / "whole" / "model.pt", dataset=test["dataset"], initial=test["initial"],
+                           patches=test["patches"], output=tmp_path / "refined.npz", method="noisy + updater",
+                           batch_size=3)  # fmt: skip
+    assert refined.shape == (8, 17, 3) and np.isfinite(refined).all()
+    assert not np.allclose(refined, read_predictions(test["initial"]).poses_3d, atol=1e-3)
 
 
 @pytest.mark.parametrize("variant", ["rgb_seg", "seg"])
