@@ -500,6 +500,17 @@ def test_gradients_reach_every_parameter_of_a_per_limb_head(conditioned):
     assert [name for name, p in network.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0] == []
 
 
+def test_a_per_limb_head_needs_one_patch_per_limb(monkeypatch):
+    # a modality of 4 patches (none in the table today) has no limb for each patch: refused by name
+    from patchpose.updater import network as network_module
+    from patchpose.updater.modalities import Modality
+
+    monkeypatch.setattr(network_module, "get_modality", lambda name: Modality("four", "limbs", 4, (0, 1, 2)))
+    with pytest.raises(ValueError, match=r"per_limb needs one patch per limb \(16\) or a single patch, four has 4"):
+        build_network(settings(head="per_limb"), "four")
+    assert build_network(settings(head="joint"), "four").num_patches == 4  # the joint head takes any count
+
+
 def test_the_head_key_is_optional_and_checked():
     # a model file written before the key has no head: joint, the same network as head: joint, weight for weight
     without = settings()
