@@ -3,32 +3,103 @@
 Every helper writes into a temporary sibling of the target (same directory, so
 the same file system, so ``os.replace`` / ``os.rename`` is atomic), flushes it
 to disk, and only then renames it into place. The temporary names contain
-``.tmp-<pid>-<random>`` so a crashed run's leftovers are easy to recognise and
+``.tmp-<pid>@<host>-<random>`` so a crashed run's leftovers are easy to recognise and
 never collide with another process writing the same target.
+
+A killed writer (SIGKILL, an out-of-memory kill) leaves its temporary sibling behind; a Human3.6M patch
+store can be tens of gigabytes. The next write of the same target removes it, but only when the name
+says it was left by a process of this host that is no longer running: a sibling of another host (a
+cluster node still writing after its workflow was killed) or of a live process is left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
+import re
 import secrets
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from patchpose.provenance import seal_zarr_directory
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_directory", "temporary_sibling_name"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_directory",
+    "remove_stale_siblings",
+    "temporary_sibling_name",
+]
+
+log = logging.getLogger(__name__)
+
+SIBLING_KINDS = ("tmp", "old")  # a tree or file being written; a previous version being swapped out
+
+
+def _host() -> str:
+    """This machine's name as it goes into a sibling's name: no path separator, no ``@``, at most 64 characters."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname() or "localhost")[:64]
 
 
 def temporary_sibling_name(path: str | os.PathLike, kind: str = "tmp") -> Path:
-    """``<parent>/<name>.<kind>-<pid>-<random hex>``: a fresh, unlikely-to-collide sibling of ``path``."""
+    """``<parent>/<name>.<kind>-<pid>@<host>-<random hex>``: a fresh, unlikely-to-collide sibling of ``path``."""
     target = Path(path)
     if not target.name:
         raise ValueError(f"{os.fspath(path)!r}: an atomic write needs a target with a file name")
-    return target.with_name(f"{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
+    if kind not in SIBLING_KINDS:
+        raise ValueError(f"{target}: a temporary sibling is one of {SIBLING_KINDS}, not {kind!r}")
+    return target.with_name(f"{target.name}.{kind}-{os.getpid()}@{_host()}-{secrets.token_hex(4)}")
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` exists on this host (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_siblings(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary siblings of ``path`` that a process of this host left and no longer writes.
+
+    A sibling is stale when its name is ``<name>.tmp-<pid>@<host>-<8 hex>`` (or ``.old-``), ``<host>`` is
+    this host and no process ``<pid>`` runs here. Everything else stays: another host's sibling (its writer
+    may still be running there), a live process's, this process's own, any other name. Best effort: a
+    sibling that cannot be removed is named in a warning and left. Returns the removed paths.
+    """
+    target = Path(path)
+    pattern = re.compile(re.escape(target.name) + r"\.(?:tmp|old)-(\d+)@(.+)-[0-9a-f]{8}")
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    host = _host()
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if match is None or match.group(2) != host:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid() or _running(pid):
+            continue
+        stale = Path(entry.path)
+        try:
+            _remove(stale)
+        except OSError as error:
+            log.warning("%s: a leftover of process %d, which no longer runs, cannot be removed (%s)", stale, pid,
+                        error.strerror or error)  # fmt: skip
+            continue
+        log.warning("%s: removed, a leftover of process %d on this host, which no longer runs", stale, pid)
+        removed.append(stale)
+    return removed
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -59,13 +130,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     The parent directory must exist. The file gets the default permissions
     (0o666 masked by the umask), as a plain ``open(path, "wb")`` would.
     Returns the target path. On any error the temp file is removed and the
-    previous content of ``path`` (if any) is untouched.
+    previous content of ``path`` (if any) is untouched. A killed writer's stale
+    temp file of ``path`` is removed first (``remove_stale_siblings``).
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"{os.fspath(path)}: atomic_write_bytes needs bytes, got {type(data).__name__}")
     target = Path(path)
     if not target.parent.is_dir():
         raise FileNotFoundError(f"{target}: parent directory {target.parent} does not exist")
+    remove_stale_siblings(target)
     temporary = temporary_sibling_name(target)
     try:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
@@ -158,8 +231,9 @@ def _remove(path: Path) -> None:
 def atomic_directory(path: str | os.PathLike, *, durable: bool = True) -> Iterator[Path]:
     """Build a directory at ``path`` atomically.
 
-    Yields a fresh, empty temporary sibling ``<name>.tmp-<pid>-<random>`` to
-    fill. On a clean exit it is renamed to ``path``; anything already at
+    Yields a fresh, empty temporary sibling ``<name>.tmp-<pid>@<host>-<random>`` to
+    fill, after removing the stale ones a killed writer left (``remove_stale_siblings``).
+    On a clean exit it is renamed to ``path``; anything already at
     ``path`` is first renamed aside (``<name>.old-...``) and deleted after the
     swap, so ``path`` never holds a half-written tree (at worst, for an instant,
     nothing). On an exception the temporary directory is deleted and the
@@ -176,6 +250,7 @@ def atomic_directory(path: str | os.PathLike, *, durable: bool = True) -> Iterat
     target = Path(path)
     if not target.parent.is_dir():
         raise FileNotFoundError(f"{target}: parent directory {target.parent} does not exist")
+    remove_stale_siblings(target)
     temporary = temporary_sibling_name(target)
     try:
         os.mkdir(temporary, 0o777)

@@ -549,8 +549,11 @@ def test_a_killed_run_needs_unlock_then_resumes_to_the_same_tables(interrupted_r
     # what a kill leaves half-written is a temporary sibling that nothing reads; the published store is whole
     store = interrupted_run.kills["patch caching"]
     open_patch_store(store.with_name(store.name.split(".tmp-")[0]))
-    leftovers = set((directory / "results").rglob("*.tmp-*")) - {store}
-    assert all(path.parent == updater for path in leftovers), leftovers  # at most a checkpoint being written
+    # and the rerun of each killed job (the patch caching, the updater, any job beside them) removed its own
+    logs = "".join(path.read_text() for path in (directory / "results/synthetic/logs").rglob("*.log"))
+    assert f"{store.relative_to(directory)}: removed, a leftover of process" in logs
+    leftovers = [path for path in (directory / "results").rglob("*") if ".tmp-" in path.name or ".old-" in path.name]
+    assert not leftovers, leftovers
 
 
 @pytest.fixture(scope="module")
