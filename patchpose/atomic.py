@@ -57,7 +57,7 @@ def temporary_sibling_name(path: str | os.PathLike, kind: str = "tmp") -> Path:
 
 
 def _running(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host (one of another user's counts)."""
+    """Whether a process ``pid`` runs on this host; another user's process counts (it may be writing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -76,7 +76,8 @@ def remove_stale_siblings(path: str | os.PathLike) -> list[Path]:
     sibling that cannot be removed is named in a warning and left. Returns the removed paths.
     """
     target = Path(path)
-    pattern = re.compile(re.escape(target.name) + r"\.(?:tmp|old)-(\d+)@(.+)-[0-9a-f]{8}")
+    kinds = "|".join(SIBLING_KINDS)
+    pattern = re.compile(re.escape(target.name) + rf"\.(?:{kinds})-(\d+)@(.+)-[0-9a-f]{{8}}")
     removed = []
     try:
         entries = list(os.scandir(target.parent))
