@@ -3,12 +3,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from patchpose.code_version import code_digest
 from patchpose.config import ConfigError, validate_config
 from patchpose.folds import FoldError, assign_folds
 from patchpose.h36m import workflow as h36m_workflow
 from patchpose.keypoints2d.settings import fold_settings as keypoints2d_fold_settings
 from patchpose.person_box import split_boxes
-from patchpose.provenance import code_digest
 from patchpose.synthetic.params import world_params_for_split
 from patchpose.poses3d import baseline_config
 from patchpose.tables import plan as tables_plan
@@ -37,7 +37,7 @@ wildcard_constraints:
 def get_code_version(script, *modules):
     """The ``code`` param of a rule: a digest of its workflow script and every package module it runs
     (``modules``: the stage module a generic script dispatches to), so that editing a stage's code reruns
-    that stage and what depends on it (patchpose/provenance.py)."""
+    that stage and what depends on it (patchpose/code_version.py)."""
     return code_digest(str(Path(workflow.basedir) / "workflow_scripts" / script), *modules)
 
 

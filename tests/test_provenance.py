@@ -14,17 +14,9 @@ import torch
 import zarr
 
 from patchpose.atomic import atomic_directory
+from patchpose.code_version import PACKAGE_DIR, _data_files, code_digest, module_files
 from patchpose.keypoints2d.stage import train_fold
-from patchpose.provenance import (
-    DIGEST_ATTRIBUTE,
-    PACKAGE_DIR,
-    _data_files,
-    code_digest,
-    content_digest,
-    input_fingerprint,
-    module_files,
-    seal_zarr_directory,
-)
+from patchpose.provenance import DIGEST_ATTRIBUTE, content_digest, input_fingerprint, seal_zarr_directory
 from patchpose.training import load_torch
 from tests.conftest import REPO
 from tests.dataset_factory import write_tiny_dataset
@@ -135,6 +127,27 @@ def test_code_digest_does_not_depend_on_where_the_workflow_lies(tmp_path):
 def test_unknown_code_root_is_an_error():
     with pytest.raises(FileNotFoundError, match="patchpose.no_such_module: neither"):
         module_files("patchpose.no_such_module")
+
+
+def test_a_file_edited_in_the_same_process_is_parsed_again(tmp_path):
+    """Each file's imports are parsed once per process and cached by its text, not by its path alone."""
+    script = tmp_path / "script.py"
+    script.write_text("from patchpose import skeleton\n")
+    before = {path.relative_to(PACKAGE_DIR).as_posix() for path in module_files(script) if path != script}
+    script.write_text("from patchpose import skeleton\nfrom patchpose.patches import geometry\n")
+    after = {path.relative_to(PACKAGE_DIR).as_posix() for path in module_files(script) if path != script}
+    assert "patches/geometry.py" not in before and "patches/geometry.py" in after
+    assert before < after
+
+
+def test_no_stage_runs_the_code_digest_module():
+    """The digests' own code lies in no digest: only the workflow imports it, so making it faster reruns nothing.
+    Every module the scripts run, the generic scripts' stage modules included, is covered."""
+    roots = [str(path) for path in sorted((REPO / "workflow_scripts").glob("*.py"))]
+    roots += [".".join(path.relative_to(REPO).with_suffix("").parts) for path in PACKAGE_DIR.rglob("stage.py")]
+    covered = {path for root in roots for path in module_files(root)}
+    assert PACKAGE_DIR / "provenance.py" in covered and PACKAGE_DIR / "atomic.py" in covered
+    assert PACKAGE_DIR / "code_version.py" not in covered
 
 
 # --- checkpoints resume only for the inputs they were trained on ---
