@@ -6,16 +6,18 @@ runs, found by parsing them. Snakemake asks for about 30 such digests whenever i
 real run, ``--report``, and each job that a cluster executor starts in a Snakemake of its own. Their import
 closures share most of the package.
 
-For the digests of a set of roots like the rules' (every workflow script alone, and the two generic fold scripts
-with every ``patchpose/**/stage.py`` module), each repeat, interleaved:
+Two ways, each repeat interleaved, and both checked to give the same digests:
 
-1. parsed per digest (before ``patchpose/code_version.py``): the parse cache emptied before each digest, so each
-   digest parses every file of its closure, as each digest did when nothing was shared between them;
-2. parsed once (now): the parse cache emptied once, before the first digest, as in a fresh Snakemake.
+1. parsed per digest (before ``patchpose/code_version.py``): each digest parses every file of its import closure,
+   as each digest did when nothing was shared between them;
+2. parsed once (now): each file is parsed once per process, as in a fresh Snakemake.
 
-Both give the same digests (checked). Printed: the median time of all the digests in each mode and the ratio,
-then the wall time of one dry run of the workflow in the repository (``snakemake -n``, whatever ``results/``
-holds), for scale. Timings only; nothing asserts on them. Run it on a quiet machine (hold the shared CPU lock):
+Measured on (a) the digests alone, in this process, for roots like the rules' (every workflow script alone, and
+the two generic fold scripts with every ``patchpose/**/stage.py`` module), the parse cache emptied before each
+digest (1) or once before the first (2); (b) a dry run of the workflow in the repository (``snakemake -n``,
+whatever ``results/`` holds, wall time of the whole process), with the package's cache of parsed imports switched
+off in that Snakemake (1) or as it comes (2). Printed: the medians of each and their ratios. Timings only; nothing
+asserts on them. Run it on a quiet machine (hold the shared CPU lock):
 
     flock /tmp/patchpose-cpu.lock .venv/bin/python benchmarks/code_digest.py [--repeats 5] [--no-dry-run]
 """
@@ -61,38 +63,57 @@ def time_digests(roots: list[tuple[str, ...]], parse_once: bool) -> tuple[float,
     return time.perf_counter() - start, digests
 
 
-def dry_run_seconds(repo: Path = REPO) -> float:
+# python -c: a Snakemake whose code digests parse every file once per digest ('per-digest') or once ('once')
+DRY_RUN = """
+import sys
+from patchpose import code_version
+if sys.argv.pop(1) == "per-digest":
+    code_version._parsed_imports = code_version._parsed_imports.__wrapped__
+from snakemake.cli import main
+main(sys.argv[1:])
+"""
+
+
+def dry_run_seconds(parse_once: bool, repo: Path = REPO) -> float:
+    """Wall seconds of ``snakemake -n`` in ``repo``, digests parsed once or per digest."""
+    mode = "once" if parse_once else "per-digest"
+    command = [sys.executable, "-c", DRY_RUN, mode, "-n", "--cores", "1", "--quiet", "all"]
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--quiet", "all"], cwd=repo,
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        sys.exit(f"snakemake -n failed:\n{result.stderr[-3000:]}")
+        sys.exit(f"snakemake -n ({mode}) failed:\n{result.stderr[-3000:]}")
     return seconds
+
+
+def _line(label: str, per_digest: list[float], once: list[float]) -> str:
+    slow, fast = statistics.median(per_digest), statistics.median(once)
+    return f"{label:<34}{slow:>10.3f} s{fast:>10.3f} s{slow / fast:>8.2f}x"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-dry-run", action="store_true", help="skip timing a dry run of the workflow")
+    parser.add_argument("--no-dry-run", action="store_true", help="time the digests alone, not a dry run")
     args = parser.parse_args()
     roots = digest_roots()
-    times: dict[bool, list[float]] = {False: [], True: []}
+    digests: dict[bool, list[float]] = {False: [], True: []}
+    dry_runs: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(args.repeats):
         results = {}
         for parse_once in (False, True):
             seconds, results[parse_once] = time_digests(roots, parse_once)
-            times[parse_once].append(seconds)
+            digests[parse_once].append(seconds)
         if results[False] != results[True]:
             sys.exit("the two ways gave different digests")
-    per_digest, once = (statistics.median(times[key]) for key in (False, True))
+        for parse_once in () if args.no_dry_run else (False, True):
+            dry_runs[parse_once].append(dry_run_seconds(parse_once))
     files = len({path for root in roots for path in code_version.module_files(*root)})
-    print(f"{len(roots)} code digests over {files} source files, median of {args.repeats}")
-    print(f"parsed per digest:  {per_digest:.3f} s")
-    print(f"parsed once:        {once:.3f} s")
-    print(f"ratio: parsed once is {per_digest / once:.2f}x as fast")
+    print(f"{len(roots)} code digests over {files} source files; medians of {args.repeats}")
+    print(f"{'':<34}{'per digest':>12}{'once':>12}{'ratio':>9}")
+    print(_line("the digests alone", digests[False], digests[True]))
     if not args.no_dry_run:
-        print(f"one dry run of the workflow here (snakemake -n): {dry_run_seconds():.2f} s wall")
+        print(_line("a dry run (snakemake -n), wall", dry_runs[False], dry_runs[True]))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import torch
 import yaml
 
 from patchpose.augment import PART_FLIP
+from patchpose.code_version import code_digest
 from patchpose.config import ConfigError, load_config, validate_config
 from patchpose.dataset_format import open_dataset
 from patchpose.keypoints2d.settings import fold_settings
@@ -29,7 +31,7 @@ from patchpose.skeleton import H36M
 from patchpose.training import load_torch
 from patchpose.updater.network import build_network, complexity
 from patchpose.updater.variants import variant_settings
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_workflow
 from tests.dataset_factory import write_tiny_dataset
 from tests.patches_factory import write_label_segmentation
 
@@ -912,3 +914,17 @@ def test_the_shared_orientation_updaters_are_interchangeable_and_their_mean_is_e
     (tmp_path / "poses.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
     refused = run(results, tmp_path / "poses", configfile=str(tmp_path / "poses.yaml"))
     assert refused.returncode != 0 and "validation_subjects is []" in refused.stderr
+
+
+def test_the_code_digest_benchmark_agrees_both_ways_and_dry_runs_each_way(tmp_path, monkeypatch):
+    module = benchmark_module("code_digest.py", monkeypatch)
+    roots = module.digest_roots()
+    scripts = {Path(root[0]).name for root in roots}
+    assert {"train_updater.py", "refine_with_updater.py"} <= scripts
+    assert "patchpose.keypoints2d.stage" in {root[-1] for root in roots if len(root) == 2}
+    _, per_digest = module.time_digests(roots[:4], parse_once=False)
+    _, once = module.time_digests(roots[:4], parse_once=True)
+    assert per_digest == once == [code_digest(*root) for root in roots[:4]]
+    workflow = copy_workflow(tmp_path)  # the dry run with the package's parse cache switched off, then as it comes
+    assert module.dry_run_seconds(parse_once=False, repo=workflow) > 0
+    assert module.dry_run_seconds(parse_once=True, repo=workflow) > 0
